@@ -1,0 +1,108 @@
+"""Helpers for GPU benchmark scripts (``<package>/benchmarks/bench_*.py``).
+
+Timing follows docs/benchmarks/README.md: CUDA events around the region, warm-up first,
+the median of many repetitions, and (for memory-bound kernels) inputs rotated among several
+buffers larger than L2 so that repeated runs do not measure the cache.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from papercore.io import write_json
+
+
+@dataclass
+class Entry:
+    """One row of docs/benchmarks/<package>.json."""
+
+    name: str
+    metric: str
+    value: float
+    baseline: str
+    baseline_value: float
+    ratio: float
+    hardware: str
+    date: str
+    command: str
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        return f"{p.name} ({p.multi_processor_count} SMs), torch {torch.__version__}"
+    return f"CPU {platform.processor() or platform.machine()}, torch {torch.__version__}"
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.executable).name, *sys.argv])
+
+
+def cuda_time_ms(fn: Callable[[int], object], warmup: int = 10, rep: int = 50) -> float:
+    """Median milliseconds of ``fn(i)`` over ``rep`` runs (``i`` lets the caller rotate inputs)."""
+    for i in range(warmup):
+        fn(i)
+    torch.cuda.synchronize()
+    times = []
+    for i in range(rep):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(i)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbs(nbytes: int = 1 << 31, rep: int = 30) -> float:
+    """Device-to-device copy bandwidth, counting bytes read plus bytes written (GB/s)."""
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    ms = cuda_time_ms(lambda i: dst.copy_(src), warmup=5, rep=rep)
+    return 2 * nbytes / ms / 1e6
+
+
+def rotating_inputs(make: Callable[[], torch.Tensor], min_total_bytes: int = 1 << 30) -> list[torch.Tensor]:
+    """Several input buffers (at least two, at least ``min_total_bytes`` together) to rotate through."""
+    first = make()
+    count = max(2, -(-min_total_bytes // (first.numel() * first.element_size())))
+    return [first] + [make() for _ in range(count - 1)]
+
+
+def write_results(entries: Sequence[Entry], json_path: str | os.PathLike | None, md_title: str = "") -> str:
+    """Print a table, and write entries to ``json_path`` (+ a Markdown table next to it) when given."""
+    lines = [
+        "| name | metric | value | baseline | baseline value | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        lines.append(
+            f"| {e.name} | {e.metric} | {e.value:.4g} | {e.baseline} | {e.baseline_value:.4g} | {e.ratio:.3g} |"
+        )
+    table = "\n".join(lines)
+    if json_path:
+        write_json(json_path, [asdict(e) for e in entries])
+        hw = entries[0].hardware if entries else ""
+        cmd = entries[0].command if entries else ""
+        md = f"# {md_title}\n\nHardware: {hw}. Date: {today()}.\n\nCommand: `{cmd}`\n\n{table}\n"
+        Path(json_path).with_suffix(".md").write_text(md)
+    print(table)
+    return table
+
+
+def load_entries(path: str | os.PathLike) -> list[Entry]:
+    return [Entry(**e) for e in json.loads(Path(path).read_text())]

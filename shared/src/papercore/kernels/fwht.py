@@ -1,0 +1,239 @@
+r"""Fast Walsh–Hadamard transform (FWHT) over the last dimension.
+
+For :math:`x \in \mathbb{R}^n`, :math:`n = 2^k`, the unnormalized transform is
+:math:`y = H_n x` with the Sylvester–Hadamard matrix
+
+.. math:: H_1 = [1], \qquad H_{2m} = \begin{bmatrix} H_m & H_m \\ H_m & -H_m \end{bmatrix},
+          \qquad (H_n)_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)},
+
+so :math:`H_n H_n = n I`. The orthonormal variant scales by :math:`n^{-1/2}` and is its own
+inverse. Used by HIGGS/AQUA-KV (rotating groups before vector quantization) and QuIP-style
+incoherence processing.
+
+Two implementations with one signature:
+
+* ``backend="torch"``: :math:`\log_2 n` butterfly stages in float32 (float64 for float64 input);
+* ``backend="triton"``: the Kronecker factorisation :math:`H_n = H_A \otimes H_C` (:math:`AC = n`).
+  A row of length :math:`n` read as an :math:`A \times C` row-major tile :math:`X` transforms as
+  :math:`H_A X H_C`: two small matrix products on the tensor cores, one read and one write of
+  the data. Rows longer than 2^13 take two passes (:math:`n = 16 \cdot C`: transform the
+  contiguous :math:`C`-chunks, then a strided :math:`H_{16}` across them). Rows shorter than
+  256 are handled as blocks of rows times a (block-diagonal) :math:`H`.
+
+Accuracy: float32 products use 3xTF32 on the GPU (about float32 accuracy); 16-bit inputs are
+exact in the first product (:math:`\pm 1` entries, float32 accumulation) and the float32
+intermediate is split into a bfloat16 high and low part for the second, so the result is
+rounded once, like the torch reference.
+
+Examples
+--------
+>>> import torch
+>>> from papercore.kernels.fwht import fwht
+>>> x = torch.randn(4, 8)
+>>> torch.allclose(fwht(fwht(x)), 8 * x, atol=1e-5)
+True
+>>> torch.allclose(fwht(fwht(x, normalize=True), normalize=True), x, atol=1e-6)
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from papercore.kernels.triton_guard import interpreter_enabled, resolve_backend
+
+MAX_LOG2 = 15
+_FUSED_MAX = 1 << 13  # longest row transformed in one pass (an A x C tile of at most 8192 values)
+_SMALL = 256  # rows shorter than this are processed several at a time (tensor-core tiles need >= 16)
+
+__all__ = ["fwht", "fwht_torch", "fwht_triton", "hadamard_matrix"]
+
+
+def hadamard_matrix(n: int, dtype: torch.dtype = torch.float32, device=None, normalize: bool = False):
+    """The dense Sylvester–Hadamard matrix :math:`H_n` (``n`` a power of two)."""
+    _check_size(n)
+    idx = torch.arange(n, device=device)
+    bits = torch.bitwise_and(idx[:, None], idx[None, :])
+    parity = torch.zeros_like(bits)
+    while bool(bits.any()):
+        parity ^= bits & 1
+        bits = bits >> 1
+    h = (1 - 2 * parity).to(dtype)
+    return h / math.sqrt(n) if normalize else h
+
+
+def fwht(x: torch.Tensor, normalize: bool = False, *, backend: str = "auto") -> torch.Tensor:
+    """Walsh–Hadamard transform of ``x`` over its last dimension.
+
+    Parameters
+    ----------
+    x : Tensor of shape ``(..., n)``
+        ``n`` a power of two, :math:`2 \\le n \\le 2^{15}`; float32, float16, bfloat16 or float64
+        (float64: torch backend only).
+    normalize : bool
+        Scale by :math:`1/\\sqrt{n}` (orthonormal, self-inverse). Default: unnormalized.
+    backend : {"auto", "triton", "torch"}
+        ``"auto"`` uses the Triton kernel on CUDA tensors and the torch reference elsewhere.
+
+    Returns
+    -------
+    Tensor
+        Same shape and dtype as ``x``.
+    """
+    if not x.is_floating_point():
+        raise TypeError(f"fwht needs a floating-point tensor, got {x.dtype}")
+    _check_size(x.shape[-1] if x.dim() else 0)
+    if resolve_backend(backend, x.device) == "triton" and x.dtype != torch.float64:
+        return fwht_triton(x, normalize)
+    return fwht_torch(x, normalize)
+
+
+def fwht_torch(x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """Reference: :math:`\\log_2 n` butterfly stages in float32 (float64 for float64 input)."""
+    n = x.shape[-1]
+    _check_size(n)
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    y = x.reshape(-1, n).to(compute)
+    h = 1
+    while h < n:
+        y = y.view(-1, n // (2 * h), 2, h)
+        a, b = y[:, :, 0], y[:, :, 1]
+        y = torch.stack((a + b, a - b), dim=2)
+        h *= 2
+    y = y.reshape(x.shape)
+    if normalize:
+        y = y * (1.0 / math.sqrt(n))
+    return y.to(x.dtype)
+
+
+def _check_size(n: int) -> None:
+    if n < 2 or n > (1 << MAX_LOG2) or n & (n - 1):
+        raise ValueError(
+            f"FWHT size must be a power of two between 2 and 2^{MAX_LOG2}, got last dimension {n}"
+        )
+
+
+# ----------------------------------------------------------------------------------- Triton
+def fwht_triton(x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """The Triton kernel (CUDA tensors, or any tensor under ``TRITON_INTERPRET=1``)."""
+    from papercore.kernels.triton_guard import require_triton
+
+    require_triton(x.device)
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"the Triton FWHT supports float32, float16 and bfloat16, got {x.dtype}")
+    n = x.shape[-1]
+    _check_size(n)
+    src = x.contiguous()
+    out = torch.empty_like(src)
+    rows = src.numel() // n
+    if rows == 0:
+        return out
+    scale = 1.0 / math.sqrt(n) if normalize else 1.0
+    if n < _SMALL:
+        _launch_rows(src, out, n, scale)
+    elif n <= _FUSED_MAX:
+        _launch_tile(src, out, rows, n, scale)
+    else:
+        # Two passes: H_n = H_16 (x) H_C. First the contiguous C-chunks, then across them.
+        # A 16-bit input goes through a float32 intermediate so the result is rounded once.
+        c = n // 16
+        mid = (
+            out
+            if src.dtype == torch.float32
+            else torch.empty(src.shape, dtype=torch.float32, device=src.device)
+        )
+        _launch_tile(src, mid, rows * 16, c, 1.0)
+        _launch_strided(mid, out, rows, 16, c, scale)
+    return out.view(x.shape)
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    return "tf32x3" if dtype == torch.float32 else "tf32"
+
+
+def _launch_rows(src, out, n, scale):
+    """n < 256: tiles of whole rows viewed as [BLOCK_M, K] (K = max(n, 16)) times a (block-diagonal) H."""
+    k = max(n, 16)
+    block_m = max(16, 4096 // k)
+    total = src.numel()
+    grid = (triton_cdiv(total, block_m * k),)
+    _kernels().fwht_tile_kernel[grid](
+        src,
+        out,
+        total,
+        scale,
+        A=block_m,
+        C=k,
+        C_TOTAL=k,
+        RIGHT_BLOCK=n,
+        LEFT=False,
+        SPLIT16=_split16(src.dtype),
+        PRECISION=_dot_precision(src.dtype),
+        num_warps=4,
+    )
+
+
+def _launch_tile(src, out, rows, n, scale):
+    """256 <= n <= 2^13: each program transforms one row as H_A X H_C (A = 2^floor(k/2))."""
+    a = 1 << (int(math.log2(n)) // 2)
+    c = n // a
+    grid = (rows,)
+    _kernels().fwht_tile_kernel[grid](
+        src,
+        out,
+        rows * n,
+        scale,
+        A=a,
+        C=c,
+        C_TOTAL=c,
+        RIGHT_BLOCK=c,
+        LEFT=True,
+        SPLIT16=_split16(src.dtype),
+        PRECISION=_dot_precision(src.dtype),
+        num_warps=4 if n <= 2048 else 8,
+    )
+
+
+def _launch_strided(src, out, rows, a, c, scale):
+    """Left-multiply by H_a across a row viewed as [a, c]: program (row, column block)."""
+    block_c = min(c, 256)
+    grid = (rows, c // block_c)
+    _kernels().fwht_tile_kernel[grid](
+        src,
+        out,
+        rows * a * c,
+        scale,
+        A=a,
+        C=block_c,
+        C_TOTAL=c,
+        RIGHT_BLOCK=block_c,
+        LEFT=True,
+        RIGHT=False,
+        SPLIT16=_split16(src.dtype),
+        PRECISION=_dot_precision(src.dtype),
+        num_warps=4,
+    )
+
+
+def _split16(dtype: torch.dtype) -> bool:
+    # bf16 hi/lo splitting keeps 16-bit results rounded once; the interpreter has no bf16 math.
+    return dtype != torch.float32 and not interpreter_enabled()
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
+_KERNELS = None
+
+
+def _kernels():
+    """Compile-on-first-use: Triton is imported only when a Triton path runs."""
+    global _KERNELS
+    if _KERNELS is None:
+        from papercore.kernels import _fwht_triton
+
+        _KERNELS = _fwht_triton
+    return _KERNELS

@@ -1,0 +1,150 @@
+import pytest
+import torch
+
+from papercore import zoo
+from papercore.calib import BlockContext, CalibConfig, capture_block_inputs, run_calibration
+from papercore.testing import rel_error
+
+ARCHS = ["llama", "qwen3"]
+
+
+def make_model(arch):
+    return zoo.random_model(
+        arch, seed=0, vocab_size=128, hidden_size=32, num_layers=3, num_heads=4, num_kv_heads=2
+    )
+
+
+def calib_ids(n=3, seqlen=12, vocab=128):
+    return torch.randint(0, vocab, (n, seqlen), generator=torch.Generator().manual_seed(0))
+
+
+def block_outputs(model, ids):
+    """Each decoder block's output on each sequence, from hooks on the unmodified model."""
+    outs = {i: [] for i in range(len(model.model.layers))}
+    hooks = [
+        layer.register_forward_hook(
+            lambda m, inp, out, i=i: outs[i].append(out[0] if isinstance(out, tuple) else out)
+        )
+        for i, layer in enumerate(model.model.layers)
+    ]
+    with torch.no_grad():
+        for seq in ids:
+            model(input_ids=seq[None], use_cache=False)
+    for h in hooks:
+        h.remove()
+    return outs
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_xtx_equals_direct_computation(arch):
+    model = make_model(arch)
+    ids = calib_ids()
+    # Direct: capture every linear's input with hooks on a plain forward pass.
+    inputs = {}
+    hooks = [
+        m.register_forward_hook(
+            lambda mod, inp, out, n=n: inputs.setdefault(n, []).append(inp[0].reshape(-1, inp[0].shape[-1]))
+        )
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".layers." in n
+    ]
+    with torch.no_grad():
+        for seq in ids:
+            model(input_ids=seq[None], use_cache=False)
+    for h in hooks:
+        h.remove()
+    seen = {}
+
+    def callback(ctx: BlockContext):
+        for name, xtx in ctx.xtx.items():
+            seen[f"model.layers.{ctx.index}.{name}"] = (xtx, ctx.num_tokens[name])
+
+    run_calibration(model, ids, callback, CalibConfig(progress=False))
+    assert set(seen) == set(inputs)
+    for name, xs in inputs.items():
+        x = torch.cat(xs).double()
+        direct = x.T @ x / x.shape[0]
+        xtx, count = seen[name]
+        assert xtx.dtype == torch.float64 and count == x.shape[0]
+        assert rel_error(xtx, direct) <= 1e-10, name
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3", "mistral", "qwen2"])
+@pytest.mark.parametrize("offload", [False, True])
+def test_identity_callback_reproduces_hidden_states(arch, offload):
+    model = make_model(arch)
+    ids = calib_ids()
+    expected = block_outputs(model, ids)
+    got = {}
+
+    def callback(ctx):
+        got[ctx.index] = [ctx.reference_outputs[b] for b in range(len(ctx.inputs))]
+
+    final = run_calibration(model, ids, callback, CalibConfig(offload=offload, progress=False, batch_size=2))
+    assert final.storage.type == "cpu"
+    for i in range(len(model.model.layers)):
+        ref = torch.cat(expected[i])
+        assert rel_error(torch.cat(got[i]), ref) <= 1e-5, f"block {i}"
+    assert rel_error(torch.cat(final.hidden), torch.cat(expected[len(model.model.layers) - 1])) <= 1e-5
+
+
+def test_modified_blocks_propagate_and_true_sequential_order():
+    model = make_model("llama")
+    ids = calib_ids()
+    order = []
+
+    def zero_down(ctx):
+        order.append((ctx.index, ctx.group, sorted(ctx.linears)))
+        for name, lin in ctx.linears.items():
+            if name.endswith("down_proj"):
+                lin.weight.zero_()
+
+    final = run_calibration(model, ids, zero_down, CalibConfig(true_sequential=True, progress=False))
+    assert [o[2] for o in order[:4]] == [
+        ["self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj"],
+        ["self_attn.o_proj"],
+        ["mlp.gate_proj", "mlp.up_proj"],
+        ["mlp.down_proj"],
+    ]
+    assert len(order) == 4 * len(model.model.layers)
+    # With every MLP output zeroed, the residual stream must match a model whose MLPs return 0.
+    expected = block_outputs(model, ids)[len(model.model.layers) - 1]
+    assert rel_error(torch.cat(final.hidden), torch.cat(expected)) <= 1e-5
+
+
+def test_sequential_statistics_see_modified_earlier_groups():
+    model = make_model("llama")
+    ids = calib_ids()
+    stats = {}
+
+    def cb(ctx):
+        if ctx.index == 0 and ctx.group == 1:  # o_proj: its input depends on v_proj, zeroed in group 0
+            stats["o"] = ctx.xtx["self_attn.o_proj"]
+        if ctx.index == 0 and ctx.group == 0:
+            ctx.linears["self_attn.v_proj"].weight.zero_()
+
+    run_calibration(model, ids, cb, CalibConfig(true_sequential=True, progress=False))
+    assert stats["o"].abs().max() == 0
+
+
+def test_capture_submodule_outputs():
+    model = make_model("qwen3")
+    ids = calib_ids()
+    got = {}
+
+    def cb(ctx):
+        got[ctx.index] = ctx.captured["self_attn.k_proj"]
+
+    run_calibration(
+        model, ids, cb, CalibConfig(capture=("self_attn.k_proj",), progress=False, collect_xtx=False)
+    )
+    assert len(got[0]) == len(ids) and got[0][0].shape == (1, ids.shape[1], 2 * 8)
+
+
+def test_unsupported_model_is_named():
+    class Plain(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(NotImplementedError, match="Plain is not supported"):
+        capture_block_inputs(Plain(), calib_ids())
