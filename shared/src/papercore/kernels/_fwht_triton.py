@@ -21,17 +21,15 @@ def _hadamard(K: tl.constexpr, BLOCK: tl.constexpr, dtype: tl.constexpr):
 
 
 @triton.jit
-def _dot16(a, b, SPLIT16: tl.constexpr, PRECISION: tl.constexpr, LEFT_IS_H: tl.constexpr):
-    """a @ b where the non-Hadamard operand is float32: split it into bf16 hi + lo when SPLIT16."""
+def _left_dot(h, t, SPLIT16: tl.constexpr, PRECISION: tl.constexpr):
+    """h @ t for a float32 ``t``: with SPLIT16, as bf16 hi + lo parts (h is exact in bf16)."""
     if SPLIT16:
-        if LEFT_IS_H:
-            hi = b.to(tl.bfloat16)
-            lo = (b - hi.to(tl.float32)).to(tl.bfloat16)
-            return tl.dot(a, hi, out_dtype=tl.float32) + tl.dot(a, lo, out_dtype=tl.float32)
-        hi = a.to(tl.bfloat16)
-        lo = (a - hi.to(tl.float32)).to(tl.bfloat16)
-        return tl.dot(hi, b, out_dtype=tl.float32) + tl.dot(lo, b, out_dtype=tl.float32)
-    return tl.dot(a, b, input_precision=PRECISION, out_dtype=tl.float32)
+        hi = t.to(tl.bfloat16)
+        lo = (t - hi.to(tl.float32)).to(tl.bfloat16)
+        out = tl.dot(h, hi, out_dtype=tl.float32) + tl.dot(h, lo, out_dtype=tl.float32)
+    else:
+        out = tl.dot(h, t, input_precision=PRECISION, out_dtype=tl.float32)
+    return out
 
 
 @triton.jit
@@ -63,7 +61,7 @@ def fwht_tile_kernel(
         # First product: input values and +-1 entries are exact in the input dtype.
         t = tl.dot(x, _hadamard(C, RIGHT_BLOCK, first_dtype), input_precision=PRECISION, out_dtype=tl.float32)
         if LEFT:
-            t = _dot16(_hadamard(A, A, tl.bfloat16 if SPLIT16 else tl.float32), t, SPLIT16, PRECISION, True)
+            t = _left_dot(_hadamard(A, A, tl.bfloat16 if SPLIT16 else tl.float32), t, SPLIT16, PRECISION)
     else:
         t = tl.dot(_hadamard(A, A, first_dtype), x, input_precision=PRECISION, out_dtype=tl.float32)
     t = t * scale
