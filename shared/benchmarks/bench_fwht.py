@@ -1,4 +1,4 @@
-"""GPU benchmark and accuracy check of the Triton FWHT (papercore.kernels.fwht).
+"""GPU benchmark and accuracy check of the Triton FWHT (papercore.kernels.hadamard).
 
 Usage: python shared/benchmarks/bench_fwht.py [--json docs/benchmarks/papercore_fwht.json]
 
@@ -21,7 +21,7 @@ from papercore.bench import (
     today,
     write_results,
 )
-from papercore.kernels.fwht import fwht_torch, fwht_triton
+from papercore.kernels.hadamard import fwht_torch, fwht_triton
 from papercore.testing import rel_error
 
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}

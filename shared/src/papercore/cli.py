@@ -103,7 +103,7 @@ def demo(common: CommonOptions) -> int:
     import torch
 
     from papercore import zoo
-    from papercore.kernels.fwht import fwht
+    from papercore.kernels.hadamard import fwht
     from papercore.kernels.triton_guard import triton_mode
 
     backend = "triton" if triton_mode("cpu") != "unavailable" or torch.cuda.is_available() else "torch"

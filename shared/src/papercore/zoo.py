@@ -123,7 +123,7 @@ class Recipe:
     warmup: int = 30
     weight_decay: float = 0.1
     train_chars: int = 3_000_000  # characters of the train split turned into tokens
-    eval_windows: int = 64
+    eval_windows: int | None = None  # test windows scored (None: the whole test split)
     seed: int = 0
     version: int = 1
 
@@ -177,11 +177,10 @@ RECIPES: dict[str, Recipe] = {
         tie_embeddings=False,
         seqlen=512,
         batch_size=32,
-        steps=1500,
+        steps=600,
         lr=1e-3,
-        warmup=100,
+        warmup=60,
         train_chars=20_000_000,
-        eval_windows=128,
     ),
 }
 
@@ -369,7 +368,7 @@ def train(
             log.info("step %d loss %.3f", step, loss_val)
     train_seconds = time.perf_counter() - t0
     model.eval()
-    ppl = perplexity(model, test, device=device, progress=False)
+    ppl = perplexity(model, test, batch_size=16, device=device, progress=False)
     metrics = {
         "recipe": dataclasses.asdict(recipe),
         "key": recipe.key(),

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from papercore.kernels import TritonUnavailableError
-from papercore.kernels.fwht import MAX_LOG2, fwht, hadamard_matrix
+from papercore.kernels.hadamard import MAX_LOG2, fwht, hadamard_matrix
 from papercore.testing import assert_close_rel, tolerance, triton_or_skip
 
 SIZES = [2**k for k in range(1, MAX_LOG2 + 1)]

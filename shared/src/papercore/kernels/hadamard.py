@@ -16,19 +16,20 @@ Two implementations with one signature:
 * ``backend="triton"``: the Kronecker factorisation :math:`H_n = H_A \otimes H_C` (:math:`AC = n`).
   A row of length :math:`n` read as an :math:`A \times C` row-major tile :math:`X` transforms as
   :math:`H_A X H_C`: two small matrix products on the tensor cores, one read and one write of
-  the data. Rows longer than 2^13 take two passes (:math:`n = 16 \cdot C`: transform the
+  the data. Rows longer than 2^13 (2^12 in float32) take two passes (:math:`n = 16 \cdot C`: transform the
   contiguous :math:`C`-chunks, then a strided :math:`H_{16}` across them). Rows shorter than
   256 are handled as blocks of rows times a (block-diagonal) :math:`H`.
 
-Accuracy: float32 products use 3xTF32 on the GPU (about float32 accuracy); 16-bit inputs are
-exact in the first product (:math:`\pm 1` entries, float32 accumulation) and the float32
+Accuracy: on the GPU a float32 operand is split into a TF32 high and low part, two products
+against the exactly representable :math:`\pm 1` factor (relative error about 5e-7); 16-bit inputs
+are exact in the first product (:math:`\pm 1` entries, float32 accumulation) and the float32
 intermediate is split into a bfloat16 high and low part for the second, so the result is
 rounded once, like the torch reference.
 
 Examples
 --------
 >>> import torch
->>> from papercore.kernels.fwht import fwht
+>>> from papercore.kernels.hadamard import fwht
 >>> x = torch.randn(4, 8)
 >>> torch.allclose(fwht(fwht(x)), 8 * x, atol=1e-5)
 True
@@ -46,6 +47,7 @@ from papercore.kernels.triton_guard import interpreter_enabled, resolve_backend
 
 MAX_LOG2 = 15
 _FUSED_MAX = 1 << 13  # longest row transformed in one pass (an A x C tile of at most 8192 values)
+_FUSED_MAX_FP32 = 1 << 12  # float32 tiles of 8192 (and their 3xTF32 splits) spill registers
 _SMALL = 256  # rows shorter than this are processed several at a time (tensor-core tiles need >= 16)
 
 __all__ = ["fwht", "fwht_torch", "fwht_triton", "hadamard_matrix"]
@@ -132,9 +134,25 @@ def fwht_triton(x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return out
     scale = 1.0 / math.sqrt(n) if normalize else 1.0
     if n < _SMALL:
-        _launch_rows(src, out, n, scale)
-    elif n <= _FUSED_MAX:
-        _launch_tile(src, out, rows, n, scale)
+        # Whole rows, several per tile, viewed as [BLOCK_M, K] (K = max(n, 16)) times a block-diagonal H.
+        k = max(n, 16)
+        block_m = max(16, 4096 // k)
+        _launch(
+            src,
+            out,
+            n,
+            a=block_m,
+            c=k,
+            c_total=k,
+            right_block=n,
+            left=False,
+            right=True,
+            n_tiles=triton_cdiv(src.numel(), block_m * k),
+            c_blocks=1,
+            scale=scale,
+        )
+    elif n <= _fused_max(src.dtype):
+        _launch_rows_as_tiles(src, out, rows, n, scale)
     else:
         # Two passes: H_n = H_16 (x) H_C. First the contiguous C-chunks, then across them.
         # A 16-bit input goes through a float32 intermediate so the result is rounded once.
@@ -144,77 +162,88 @@ def fwht_triton(x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
             if src.dtype == torch.float32
             else torch.empty(src.shape, dtype=torch.float32, device=src.device)
         )
-        _launch_tile(src, mid, rows * 16, c, 1.0)
-        _launch_strided(mid, out, rows, 16, c, scale)
+        _launch_rows_as_tiles(src, mid, rows * 16, c, 1.0)
+        block_c = min(c, 256)
+        _launch(
+            mid,
+            out,
+            n,
+            a=16,
+            c=block_c,
+            c_total=c,
+            right_block=block_c,
+            left=True,
+            right=False,
+            n_tiles=rows * (c // block_c),
+            c_blocks=c // block_c,
+            scale=scale,
+        )
     return out.view(x.shape)
 
 
-def _dot_precision(dtype: torch.dtype) -> str:
-    return "tf32x3" if dtype == torch.float32 else "tf32"
+def _fused_max(dtype: torch.dtype) -> int:
+    return _FUSED_MAX_FP32 if dtype == torch.float32 else _FUSED_MAX
 
 
-def _launch_rows(src, out, n, scale):
-    """n < 256: tiles of whole rows viewed as [BLOCK_M, K] (K = max(n, 16)) times a (block-diagonal) H."""
-    k = max(n, 16)
-    block_m = max(16, 4096 // k)
-    total = src.numel()
-    grid = (triton_cdiv(total, block_m * k),)
-    _kernels().fwht_tile_kernel[grid](
+def _launch_rows_as_tiles(src, out, rows, n, scale):
+    """256 <= n <= 2^13: each row is one [A, C] tile transformed as H_A X H_C (A = 2^floor(k/2))."""
+    a = 1 << (int(math.log2(n)) // 2)
+    _launch(
         src,
         out,
-        total,
-        scale,
-        A=block_m,
-        C=k,
-        C_TOTAL=k,
-        RIGHT_BLOCK=n,
-        LEFT=False,
-        SPLIT16=_split16(src.dtype),
-        PRECISION=_dot_precision(src.dtype),
-        num_warps=4,
+        n,
+        a=a,
+        c=n // a,
+        c_total=n // a,
+        right_block=n // a,
+        left=True,
+        right=True,
+        n_tiles=rows,
+        c_blocks=1,
+        scale=scale,
     )
 
 
-def _launch_tile(src, out, rows, n, scale):
-    """256 <= n <= 2^13: each program transforms one row as H_A X H_C (A = 2^floor(k/2))."""
-    a = 1 << (int(math.log2(n)) // 2)
-    c = n // a
-    grid = (rows,)
+# Launch tuning: (num_warps, programs per SM, pipelining stages) by (row length, element bytes).
+# Each program loops over tiles, so the Hadamard factors it builds in registers are reused.
+# Chosen by shared/benchmarks/tune_fwht.py on an H200 (docs/benchmarks/papercore.md).
+_DEFAULT_TUNING = (2, 8, 3)
+TUNING: dict[tuple[int, int], tuple[int, int, int]] = {
+    (16, 4): (8, 8, 3), (128, 4): (4, 8, 3), (4096, 4): (4, 8, 3),
+    (16, 2): (8, 2, 3), (4096, 2): (4, 8, 3), (8192, 2): (4, 2, 3), (16384, 2): (4, 8, 2), (32768, 2): (8, 2, 3),
+}  # fmt: skip
+# float32: the data operand split into TF32 hi + lo, two products ("tf32x2", relative error ~5e-7).
+# "tf32x3" and "ieee" also work; both were slower (0.59 and 0.38 of copy bandwidth at n=1024).
+FP32_PRECISION = "tf32x2"
+
+
+def _launch(src, out, n, *, a, c, c_total, right_block, left, right, n_tiles, c_blocks, scale):
+    num_warps, per_sm, stages = TUNING.get((n, src.element_size()), _DEFAULT_TUNING)
+    grid = (max(1, min(n_tiles, per_sm * _sm_count(src.device))),)
     _kernels().fwht_tile_kernel[grid](
         src,
         out,
-        rows * n,
+        src.numel(),
+        n_tiles,
+        c_blocks,
         scale,
         A=a,
         C=c,
-        C_TOTAL=c,
-        RIGHT_BLOCK=c,
-        LEFT=True,
+        C_TOTAL=c_total,
+        RIGHT_BLOCK=right_block,
+        LEFT=left,
+        RIGHT=right,
         SPLIT16=_split16(src.dtype),
-        PRECISION=_dot_precision(src.dtype),
-        num_warps=4 if n <= 2048 else 8,
+        PRECISION=FP32_PRECISION if src.dtype == torch.float32 else "tf32",
+        STAGES=stages,
+        num_warps=num_warps,
     )
 
 
-def _launch_strided(src, out, rows, a, c, scale):
-    """Left-multiply by H_a across a row viewed as [a, c]: program (row, column block)."""
-    block_c = min(c, 256)
-    grid = (rows, c // block_c)
-    _kernels().fwht_tile_kernel[grid](
-        src,
-        out,
-        rows * a * c,
-        scale,
-        A=a,
-        C=block_c,
-        C_TOTAL=c,
-        RIGHT_BLOCK=block_c,
-        LEFT=True,
-        RIGHT=False,
-        SPLIT16=_split16(src.dtype),
-        PRECISION=_dot_precision(src.dtype),
-        num_warps=4,
-    )
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 2  # the interpreter: a couple of programs exercise the tile loop
 
 
 def _split16(dtype: torch.dtype) -> bool:
@@ -233,7 +262,7 @@ def _kernels():
     """Compile-on-first-use: Triton is imported only when a Triton path runs."""
     global _KERNELS
     if _KERNELS is None:
-        from papercore.kernels import _fwht_triton
+        from papercore.kernels import _hadamard_triton
 
-        _KERNELS = _fwht_triton
+        _KERNELS = _hadamard_triton
     return _KERNELS
