@@ -51,6 +51,7 @@ class CalibConfig:
     batch_size: int = 1  # sequences per block forward
     offload: bool = False  # keep block inputs/outputs on the CPU between blocks
     device: str | torch.device | None = None  # where blocks run (default: the model's device)
+    dtype: torch.dtype | None = None  # run blocks and activations in this dtype (default: the model's)
     xtx_dtype: torch.dtype = torch.float64
     collect_xtx: bool = True
     true_sequential: bool = False
@@ -126,6 +127,15 @@ def _to(obj, device):
         return type(obj)(_to(o, device) for o in obj)
     if isinstance(obj, dict):
         return {k: _to(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _cast_float(obj, dtype):
+    """Cast floating-point tensors (rotary cos/sin, additive masks) to ``dtype``; leave the rest."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if obj.is_floating_point() else obj
+    if isinstance(obj, tuple | list):
+        return type(obj)(_cast_float(o, dtype) for o in obj)
     return obj
 
 
@@ -213,14 +223,14 @@ def run_calibration(
     blocks = range(len(layers))
     for i in progress_bar(blocks, desc="blocks") if config.progress else blocks:
         block = layers[i]
-        home = _model_device(block)
-        block.to(device)
+        home, home_dtype = _model_device(block), next(block.parameters()).dtype
+        block.to(device=device, dtype=config.dtype or home_dtype)
         if i in selected:
             outputs = _process_block(i, block, inputs, callback, config, device)
         else:
             outputs = [_run(block, inputs, b, device).to(inputs.storage) for b in range(len(inputs))]
         inputs = BlockInputs(outputs, inputs.kwargs, inputs.storage)
-        block.to(home)
+        block.to(device=home, dtype=home_dtype)
     return inputs
 
 

@@ -1,4 +1,8 @@
-"""``papercore`` command line: environment info, the model zoo, and a self-demo."""
+"""``papercore`` command line (environment info, the model zoo, a self-demo), and the CLI pattern.
+
+Packages build their CLIs from the pattern re-exported here (defined in
+:mod:`papercore.cli_framework`): ``from papercore.cli import CLI, Command, UserError``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from pathlib import Path
 
 from papercore import __version__
 from papercore.cli_framework import CLI, Command, CommonOptions, UserError, write_resolved_config
+
+__all__ = ["CLI", "Command", "CommonOptions", "UserError", "main", "write_resolved_config"]
 
 
 def info(common: CommonOptions) -> int:
@@ -131,10 +137,12 @@ def demo(common: CommonOptions) -> int:
         f"  test perplexity {m['test_perplexity']:.2f} vs unigram baseline {m['unigram_test_perplexity']:.2f}"
     )
     model, tok = zoo.load("tiny")
-    prompt = "def main():\n    "
+    prompt = "class Foo:\n    def __init__(self"
     ids = tok(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
-        out = model.generate(ids, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
+        out = model.generate(
+            ids, max_new_tokens=32, do_sample=False, repetition_penalty=1.3, pad_token_id=tok.pad_token_id
+        )
     print("  greedy sample:", repr(tok.decode(out[0][ids.shape[1] :])))
     return 0
 

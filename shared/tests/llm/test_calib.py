@@ -148,3 +148,44 @@ def test_unsupported_model_is_named():
 
     with pytest.raises(NotImplementedError, match="Plain is not supported"):
         capture_block_inputs(Plain(), calib_ids())
+
+
+def test_blocks_run_in_the_requested_dtype_and_come_back():
+    model = make_model("llama")
+    ids = calib_ids()
+    expected = torch.cat(block_outputs(model, ids)[len(model.model.layers) - 1])
+    seen = []
+    final = run_calibration(
+        model,
+        ids,
+        lambda ctx: seen.append(ctx.block.mlp.down_proj.weight.dtype),
+        CalibConfig(dtype=torch.float64, progress=False),
+    )
+    assert seen == [torch.float64] * len(model.model.layers)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert final.hidden[0].dtype == torch.float64
+    assert rel_error(torch.cat(final.hidden), expected) <= 1e-5
+
+
+def test_gemma_family_blocks():
+    from transformers import AutoModelForCausalLM, GemmaConfig
+
+    cfg = GemmaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    ids = calib_ids(vocab=64)
+    expected = block_outputs(model, ids)
+    got = {}
+    run_calibration(
+        model, ids, lambda ctx: got.setdefault(ctx.index, ctx.reference_outputs), CalibConfig(progress=False)
+    )
+    for i in range(2):
+        assert rel_error(torch.cat(got[i]), torch.cat(expected[i])) <= 1e-5
