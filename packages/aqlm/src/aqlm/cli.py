@@ -1,0 +1,216 @@
+"""``aqlm`` command line: quantize, evaluate, fine-tune and benchmark AQLM models.
+
+With no arguments, ``aqlm quantize`` quantizes the papercore zoo ``tiny`` model at the 2x8g8
+preset on the built-in standard-library corpus and prints its perplexity and exact bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aqlm import __version__
+from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QuantizeOptions:
+    model: str = field(
+        default="zoo:tiny", metadata={"help": "model folder, or zoo:tiny / zoo:small / zoo:draft"}
+    )
+    out: Path | None = field(default=None, metadata={"help": "output folder for the quantized checkpoint"})
+    scheme: str | None = field(default=None, metadata={"help": "preset such as 2x8g8, 1x16g8 (or MxBgG)"})
+    num_codebooks: int | None = None
+    nbits_per_codebook: int | None = None
+    in_group_size: int | None = None
+    dataset: str = field(default="stdlib", metadata={"help": "calibration corpus name or local path"})
+    nsamples: int = field(default=64, metadata={"help": "calibration sequences"})
+    seqlen: int = field(default=128, metadata={"help": "tokens per calibration sequence"})
+    beam_size: int = 1
+    relative_mse_tolerance: float = 0.01
+    max_epochs: int = 100
+    steps_per_epoch: int = 100
+    lr: float = 1e-4
+    finetune_max_epochs: int = field(default=0, metadata={"help": "block fine-tuning epochs (0: off)"})
+    finetune_lr: float = 1e-5
+    val_size: int = field(default=0, metadata={"help": "calibration sequences held out for fine-tuning"})
+    true_sequential: bool = False
+    offload_activations: bool = False
+    resume: bool = field(default=False, metadata={"help": "continue from the blocks saved in OUT/blocks"})
+    eval_dataset: str = field(
+        default="stdlib", metadata={"help": "corpus for the perplexity printed at the end"}
+    )
+    eval_seqlen: int | None = None
+    eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
+
+
+def _load_model(spec: str, device, dtype):
+    from transformers import AutoModelForCausalLM
+
+    from papercore import zoo
+    from papercore.data import load_tokenizer
+
+    if spec.startswith("zoo:"):
+        path = zoo.load_path(spec.removeprefix("zoo:"), device=device)
+    else:
+        path = Path(spec)
+        if not (path / "config.json").is_file():
+            raise UserError(
+                f"--model {spec}: no config.json there; pass a saved transformers model folder or zoo:tiny"
+            )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    return model, load_tokenizer(path), path
+
+
+def _aqlm_config(opts: QuantizeOptions):
+    from aqlm.config import AQLMConfig, parse_scheme
+
+    m, b, g = parse_scheme(opts.scheme or "2x8g8")
+    m = opts.num_codebooks or m
+    b = opts.nbits_per_codebook or b
+    g = opts.in_group_size or g
+    return AQLMConfig(
+        num_codebooks=m,
+        nbits_per_codebook=b,
+        in_group_size=g,
+        beam_size=opts.beam_size,
+        relative_mse_tolerance=opts.relative_mse_tolerance,
+        max_epochs=opts.max_epochs,
+        steps_per_epoch=opts.steps_per_epoch,
+        lr=opts.lr,
+        finetune_max_epochs=opts.finetune_max_epochs,
+        finetune_lr=opts.finetune_lr,
+        val_size=opts.val_size,
+        true_sequential=opts.true_sequential,
+    )
+
+
+def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
+    import torch
+
+    from aqlm.checkpoint import save_quantized
+    from aqlm.quantize import model_bits, quantize_
+    from papercore.data import get_calibration_data
+    from papercore.io import write_json
+
+    device = common.torch_device
+    dtype = torch.float32 if device.type == "cpu" else common.torch_dtype
+    config = _aqlm_config(opts)
+    out = opts.out or Path(tempfile.mkdtemp(prefix="aqlm-"))
+    if out.exists() and any(out.iterdir()) and not opts.resume and not (out / "blocks").exists():
+        raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume a run)")
+    model, tok, src = _load_model(opts.model, device, dtype)
+    calib = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed)
+    print(
+        f"quantizing {src} with AQLM {config.scheme} on {opts.nsamples}x{opts.seqlen} tokens of {opts.dataset}"
+    )
+    eval_seqlen = opts.eval_seqlen or opts.seqlen
+    ppl_before = _perplexity(model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device)
+    t0 = time.perf_counter()
+    report = quantize_(
+        model,
+        config,
+        calib,
+        checkpoint_dir=out / "blocks",
+        resume=opts.resume,
+        offload=opts.offload_activations,
+        device=device,
+        seed=common.seed,
+    )
+    seconds = time.perf_counter() - t0
+    save_quantized(model, out / "model", tokenizer=tok)
+    ppl_after = _perplexity(model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device)
+    bits = model_bits(model)
+    summary = {
+        "model": str(src),
+        "scheme": config.scheme,
+        "seconds": round(seconds, 1),
+        "perplexity_before": ppl_before,
+        "perplexity_after": ppl_after,
+        **bits,
+        "eval": {"dataset": opts.eval_dataset, "seqlen": eval_seqlen, "windows": opts.eval_windows},
+    }
+    write_json(out / "summary.json", summary)
+    write_resolved_config(out, opts, common)
+    print(f"saved {out / 'model'} ({seconds:.1f} s)")
+    print(f"perplexity {ppl_before:.2f} -> {ppl_after:.2f} ({opts.eval_dataset}, seqlen {eval_seqlen})")
+    print(
+        f"bits per parameter: {bits['quantized_linears_bits_per_parameter']:.3f} in quantized linears "
+        f"(codebooks and scales included), {bits['model_bits_per_parameter']:.3f} for the whole model"
+    )
+    log.debug("per-layer report: %s", report.layers)
+    return 0
+
+
+def _perplexity(model, tok, dataset, seqlen, windows, device) -> float:
+    from papercore.data import eval_windows, get_eval_stream
+    from papercore.metrics import perplexity
+
+    stream = get_eval_stream(dataset, tok)
+    return perplexity(
+        model, eval_windows(stream, seqlen, max_windows=windows), batch_size=8, device=device, progress=False
+    )
+
+
+@dataclass
+class EvalOptions:
+    model: Path = field(default=Path("."), metadata={"help": "a quantized (or plain) model folder"})
+    dataset: str = field(default="stdlib", metadata={"help": "evaluation corpus name or local path"})
+    seqlen: int = 128
+    windows: int | None = field(default=None, metadata={"help": "evaluation windows (None: the whole split)"})
+
+
+def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
+    from aqlm.checkpoint import load_quantized
+    from aqlm.quantize import model_bits
+    from papercore.data import load_tokenizer
+
+    if not (opts.model / "config.json").is_file():
+        raise UserError(
+            f"--model {opts.model}: no config.json there; pass a folder written by `aqlm quantize`"
+        )
+    model = load_quantized(opts.model, device=common.torch_device)
+    tok = load_tokenizer(opts.model)
+    ppl = _perplexity(model, tok, opts.dataset, opts.seqlen, opts.windows, common.torch_device)
+    bits = model_bits(model)
+    print(f"perplexity {ppl:.3f} ({opts.dataset}, seqlen {opts.seqlen})")
+    print(
+        f"bits per parameter: {bits['quantized_linears_bits_per_parameter']:.4f} in quantized linears, "
+        f"{bits['model_bits_per_parameter']:.4f} for the whole model ({bits['total_parameters']:,} parameters)"
+    )
+    return 0
+
+
+def demo(common: CommonOptions) -> int:
+    """The embedded default: quantize zoo:tiny at 2x8g8 and report perplexity and bits."""
+    with tempfile.TemporaryDirectory(prefix="aqlm-demo-") as tmp:
+        opts = QuantizeOptions(out=Path(tmp) / "run", nsamples=32, max_epochs=20)
+        return quantize(opts, common)
+
+
+app = CLI(
+    "aqlm",
+    "AQLM: Additive Quantization of Language Models (quantize, eval, demo).",
+    [
+        Command(
+            "quantize", quantize, "quantize a model (default: the zoo tiny model at 2x8g8)", QuantizeOptions
+        ),
+        Command("eval", evaluate, "perplexity and exact bits of a quantized model", EvalOptions),
+        Command("demo", demo, "quantize the built-in tiny model and print perplexity and bits"),
+    ],
+    version=__version__,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return app.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

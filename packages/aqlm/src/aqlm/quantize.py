@@ -1,0 +1,312 @@
+"""Quantize a transformers decoder with AQLM, block by block (:func:`quantize_`).
+
+For each decoder block (through :func:`papercore.calib.run_calibration`): accumulate every
+linear's :math:`X^\\top X` over the calibration sequences, quantize each linear with the AQ
+engine (:func:`aqlm.engine.quantize_weight`), swap it for a :class:`~aqlm.QuantizedLinear`,
+optionally fine-tune the block's codebooks, scales and norms against the original block's
+outputs, save the block (atomically) and feed the quantized block's outputs to the next block.
+With a checkpoint folder, an interrupted run resumes after the last finished block.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from aqlm.config import AQLMConfig
+from aqlm.engine import quantize_weight
+from aqlm.finetune import finetune_block
+from aqlm.quantized_linear import QuantizedLinear
+from papercore.calib import BlockContext, CalibConfig, run_calibration
+from papercore.hf_compat import decoder_layers
+from papercore.io import load_tensors, save_tensors, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LayerReport:
+    name: str
+    shape: tuple[int, int]
+    relative_mse: float
+    epochs: int
+    seconds: float
+    bits_per_parameter: float
+
+
+@dataclass
+class QuantizationReport:
+    config: dict
+    layers: list[LayerReport] = field(default_factory=list)
+    block_finetune: dict[int, dict] = field(default_factory=dict)
+    resumed_blocks: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_model(model: nn.Module, config: AQLMConfig) -> list[tuple[str, nn.Linear]]:
+    """Linears that will be quantized; a clear error before any work for anything unsupported."""
+    layers = decoder_layers(model)
+    todo = []
+    for i, block in enumerate(layers):
+        for name, module in block.named_modules():
+            if not isinstance(module, nn.Linear) or name.rsplit(".", 1)[-1] in config.skip:
+                continue
+            full = f"model.layers.{i}.{name}"
+            if module.in_features % config.in_group_size:
+                raise ValueError(
+                    f"{full}: in_group_size {config.in_group_size} does not divide its input width "
+                    f"{module.in_features}"
+                )
+            if module.out_features % config.out_group_size:
+                raise ValueError(
+                    f"{full}: out_group_size {config.out_group_size} does not divide its output width "
+                    f"{module.out_features}"
+                )
+            if not torch.isfinite(module.weight).all():
+                raise ValueError(f"{full}: the weight has non-finite values (NaN or inf)")
+            todo.append((full, module))
+    if not todo:
+        raise ValueError("no linear layer to quantize in model.model.layers")
+    return todo
+
+
+def quantize_(
+    model: nn.Module,
+    config: AQLMConfig,
+    calibration: torch.Tensor,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    offload: bool = False,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> QuantizationReport:
+    """Quantize every linear of ``model``'s decoder blocks in place.
+
+    Parameters
+    ----------
+    model : transformers causal LM with ``model.model.layers``
+    config : AQLMConfig
+    calibration : LongTensor ``[nsamples, seqlen]``
+        Calibration token windows (e.g. :func:`papercore.data.get_calibration_data`).
+    checkpoint_dir : path, optional
+        Each finished block is saved there (``block_<i>.safetensors``, atomically).
+    resume : bool
+        Load finished blocks from ``checkpoint_dir`` instead of quantizing them again.
+    offload : bool
+        Keep block activations on the CPU between blocks.
+    device : device, optional
+        Where blocks are processed (default: the model's device).
+    """
+    if calibration.dim() != 2:
+        raise ValueError(
+            f"calibration must be [nsamples, seqlen] token ids, got shape {tuple(calibration.shape)}"
+        )
+    needed = 1 + config.val_size
+    if calibration.shape[0] < needed:
+        raise ValueError(
+            f"{calibration.shape[0]} calibration sequences are too few: need at least {needed} "
+            f"(val_size={config.val_size} are held out for fine-tuning)"
+        )
+    _check_model(model, config)
+    t0 = time.perf_counter()
+    report = QuantizationReport(config.to_dict())
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    layers = decoder_layers(model)
+    todo = list(range(len(layers)))
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        _check_checkpoint_config(ckpt, config, resume)
+        if resume:
+            for i in list(todo):
+                if _block_file(ckpt, i).exists():
+                    load_block(layers[i], ckpt, i, config)
+                    todo.remove(i)
+                    report.resumed_blocks.append(i)
+            if report.resumed_blocks:
+                log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt)
+
+    def callback(ctx: BlockContext) -> None:
+        for name, linear in ctx.linears.items():
+            if name.rsplit(".", 1)[-1] in config.skip:
+                continue
+            _quantize_linear(ctx, name, linear, config, seed, report)
+        if _block_done(ctx.block, config):
+            if config.finetune_max_epochs > 0:
+                res = finetune_block(
+                    ctx.block,
+                    lambda h, b: ctx.run_block(h, b),
+                    ctx.inputs.hidden,
+                    ctx.reference_outputs,
+                    max_epochs=config.finetune_max_epochs,
+                    lr=config.finetune_lr,
+                    val_size=config.val_size,
+                    relative_tolerance=config.finetune_relative_tolerance,
+                    early_stop=config.finetune_early_stop,
+                    keep_best=config.finetune_keep_best,
+                )
+                report.block_finetune[ctx.index] = asdict(res)
+                log.info(
+                    "block %d fine-tuned: %s epochs, loss %.4g -> %.4g",
+                    ctx.index,
+                    res.epochs,
+                    res.initial_val_loss,
+                    min(res.val_loss, default=res.initial_val_loss),
+                )
+            if ckpt is not None:
+                save_block(ctx.block, ckpt, ctx.index)
+
+    if todo:
+        run_calibration(
+            model,
+            calibration,
+            callback,
+            CalibConfig(
+                offload=offload, device=device, true_sequential=config.true_sequential, progress=progress
+            ),
+            layer_indices=todo,
+        )
+    report.seconds = time.perf_counter() - t0
+    if ckpt is not None:
+        write_json(ckpt / "report.json", report.to_dict())
+    return report
+
+
+def _block_done(block: nn.Module, config: AQLMConfig) -> bool:
+    """True once every linear of the block that should be quantized is (the last true-sequential group)."""
+    return not any(
+        isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] not in config.skip for n, m in block.named_modules()
+    )
+
+
+def _quantize_linear(
+    ctx: BlockContext, name: str, linear: nn.Linear, config: AQLMConfig, seed: int, report: QuantizationReport
+) -> None:
+    full = f"model.layers.{ctx.index}.{name}"
+    t0 = time.perf_counter()
+    try:
+        res = quantize_weight(linear.weight.detach(), ctx.xtx[name], config, seed=seed)
+    except ValueError as e:
+        raise ValueError(f"{full}: {e}") from e
+    dtype = linear.weight.dtype
+    q = QuantizedLinear.from_parts(
+        res.codes.to(linear.weight.device),
+        res.codebooks.to(linear.weight.device, dtype),
+        res.scales.to(linear.weight.device, dtype),
+        None if linear.bias is None else linear.bias.detach(),
+    )
+    q.requires_grad_(False)
+    ctx.block.set_submodule(name, q)
+    report.layers.append(
+        LayerReport(
+            full,
+            (linear.out_features, linear.in_features),
+            float(res.relative_mse),
+            int(res.epochs),
+            time.perf_counter() - t0,
+            q.bits_per_parameter,
+        )
+    )
+    log.info(
+        "%s: relative MSE %.4g after %d epochs (%.1f s)",
+        full,
+        res.relative_mse,
+        res.epochs,
+        time.perf_counter() - t0,
+    )
+
+
+# ------------------------------------------------------------------ per-block checkpoints
+def _block_file(ckpt: Path, i: int) -> Path:
+    return ckpt / f"block_{i:04d}.safetensors"
+
+
+def _check_checkpoint_config(ckpt: Path, config: AQLMConfig, resume: bool) -> None:
+    """A checkpoint folder belongs to one configuration: refuse to mix blocks of two."""
+    path = ckpt / "aqlm_config.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != config.to_dict():
+            diff = sorted(
+                k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k)
+            )
+            raise ValueError(
+                f"{ckpt} holds blocks quantized with another configuration (differs in: "
+                f"{', '.join(diff)}): use another checkpoint folder or the same options"
+            )
+        if not resume and any(ckpt.glob("block_*.safetensors")):
+            raise ValueError(
+                f"{ckpt} already holds quantized blocks: pass --resume to continue, or choose a new folder"
+            )
+    write_json(path, config.to_dict())
+
+
+def save_block(block: nn.Module, ckpt: Path, i: int) -> None:
+    """Save a finished block's tensors (quantized linears included) atomically."""
+    tensors = {k: v for k, v in block.state_dict().items()}
+    save_tensors(_block_file(ckpt, i), tensors, metadata={"block": str(i)})
+
+
+def load_block(block: nn.Module, ckpt: Path, i: int, config: AQLMConfig) -> None:
+    """Swap the block's linears for QuantizedLinear layers and load a saved block into it."""
+    state = load_tensors(_block_file(ckpt, i))
+    for name, module in list(block.named_modules()):
+        if isinstance(module, nn.Linear) and f"{name}.codes" in state:
+            q = QuantizedLinear(
+                module.in_features,
+                module.out_features,
+                config.in_group_size,
+                config.out_group_size,
+                config.num_codebooks,
+                config.nbits_per_codebook,
+                bias=module.bias is not None,
+                device=module.weight.device,
+                dtype=module.weight.dtype,
+            )
+            q.requires_grad_(False)
+            block.set_submodule(name, q)
+    missing, unexpected = block.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{_block_file(ckpt, i)} does not match block {i}: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+
+
+def model_bits(model: nn.Module) -> dict[str, float]:
+    """Bits per parameter of the quantized linears (codebooks and scales included), and of the whole model
+    with every other parameter at its stored width."""
+    q_bits = q_params = other_bits = other_params = 0.0
+    seen = set()
+    for module in model.modules():
+        if isinstance(module, QuantizedLinear):
+            n = module.in_features * module.out_features
+            q_bits += module.bits_per_parameter * n
+            q_params += n
+            if module.bias is not None:
+                other_bits += module.bias.numel() * module.bias.element_size() * 8
+                other_params += module.bias.numel()
+            seen.update(id(p) for p in module.parameters())
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        other_bits += p.numel() * p.element_size() * 8
+        other_params += p.numel()
+    return {
+        "quantized_linears_bits_per_parameter": q_bits / q_params if q_params else math.nan,
+        "quantized_parameters": int(q_params),
+        "model_bits_per_parameter": (q_bits + other_bits) / (q_params + other_params),
+        "total_parameters": int(q_params + other_params),
+    }
