@@ -151,7 +151,7 @@ def _check_files(path: Path, expected: dict) -> None:
     found: dict[str, tuple[tuple[int, ...], str]] = {}
     for f in files:
         with safe_open(str(f), framework="pt") as st:
-            for key in st:  # noqa: SIM118 (safe_open is not a dict)
+            for key in st.keys():  # noqa: SIM118 (safe_open is not iterable)
                 sl = st.get_slice(key)
                 found[key] = (tuple(sl.get_shape()), sl.get_dtype())
     missing = [k for k in expected if k not in found]
