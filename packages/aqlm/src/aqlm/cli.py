@@ -187,6 +187,132 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
     return 0
 
 
+@dataclass
+class FinetuneOptions:
+    quantized: Path = field(
+        default=Path("."), metadata={"help": "folder written by `aqlm quantize` (its model/)"}
+    )
+    teacher: str = field(default="zoo:tiny", metadata={"help": "the original model (folder or zoo:NAME)"})
+    out: Path | None = field(default=None, metadata={"help": "output folder for the fine-tuned checkpoint"})
+    dataset: str = "stdlib"
+    nsamples: int = 128
+    seqlen: int = 128
+    epochs: int = 1
+    lr: float = 3e-4
+    batch_size: int = 8
+    train_nonquantized: bool = True
+    code_update_every: int = field(
+        default=0, metadata={"help": "discrete code update every K steps (0: off)"}
+    )
+    max_code_change: float = 0.01
+    code_lr: float = 0.1
+    eval_windows: int | None = 64
+
+
+def finetune(opts: FinetuneOptions, common: CommonOptions) -> int:
+    """End-to-end fine-tuning: distil the teacher's logits into the quantized model (KL)."""
+    from aqlm.checkpoint import load_quantized, save_quantized
+    from aqlm.finetune import distill_
+    from papercore.data import get_calibration_data
+
+    if opts.out is None:
+        raise UserError("--out is required: the folder for the fine-tuned checkpoint")
+    qpath = (
+        opts.quantized / "model" if (opts.quantized / "model" / "config.json").is_file() else opts.quantized
+    )
+    if not (qpath / "config.json").is_file():
+        raise UserError(f"--quantized {opts.quantized}: no quantized model there (expected config.json)")
+    device = common.torch_device
+    student = load_quantized(qpath, device=device)
+    teacher, tok, _ = _load_model(opts.teacher, device, next(student.parameters()).dtype)
+    if teacher.config.vocab_size != student.config.vocab_size:
+        raise UserError(
+            "--teacher has another vocabulary than the quantized model: pass the model it was quantized from"
+        )
+    data = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed + 1)
+    before = _perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device)
+    res = distill_(
+        student,
+        teacher,
+        data,
+        epochs=opts.epochs,
+        lr=opts.lr,
+        batch_size=opts.batch_size,
+        train_nonquantized=opts.train_nonquantized,
+        code_update_every=opts.code_update_every,
+        max_code_change=opts.max_code_change,
+        code_lr=opts.code_lr,
+        seed=common.seed,
+    )
+    after = _perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device)
+    save_quantized(student, opts.out, tokenizer=tok)
+    write_resolved_config(opts.out, opts, common)
+    print(
+        f"fine-tuned {res.steps} steps: KL {res.train_kl[0]:.4f} -> {res.train_kl[-1]:.4f}; "
+        f"perplexity {before:.2f} -> {after:.2f}; saved {opts.out}"
+    )
+    return 0
+
+
+@dataclass
+class BenchOptions:
+    scheme: str = "2x8g8"
+    shape: tuple[int, ...] = field(default=(4096, 4096), metadata={"help": "in_features out_features"})
+    tokens: int = 1
+    repeats: int = 50
+
+
+def bench(opts: BenchOptions, common: CommonOptions) -> int:
+    """Time the AQLM layer against a dense F.linear of the same shape on the current device."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from aqlm.config import AQLMConfig
+    from aqlm.kernels import select_path
+    from aqlm.quantize import random_quantize_
+
+    device = common.torch_device
+    dtype = torch.float32 if device.type == "cpu" else torch.float16
+    in_f, out_f = opts.shape
+    dense = torch.nn.Linear(in_f, out_f, bias=False, device=device, dtype=dtype)
+    layer = random_quantize_(
+        torch.nn.Sequential(torch.nn.Linear(in_f, out_f, bias=False, device=device, dtype=dtype)),
+        AQLMConfig.from_scheme(opts.scheme),
+        skip=(),
+    )[0]
+    x = torch.randn(opts.tokens, in_f, device=device, dtype=dtype)
+
+    def timed(fn) -> float:
+        for _ in range(5):
+            fn()
+        times = []
+        for _ in range(opts.repeats):
+            if device.type == "cuda":
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                fn()
+                b.record()
+                b.synchronize()
+                times.append(a.elapsed_time(b))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+
+    with torch.no_grad():
+        ms_q = timed(lambda: layer(x))
+        ms_d = timed(lambda: F.linear(x, dense.weight))
+    path = select_path(x, layer.codes, layer.codebooks)
+    print(
+        f"{opts.scheme} {in_f}x{out_f}, {opts.tokens} token(s), {device}, {dtype}: AQLM ({path}) {ms_q:.3f} ms, "
+        f"dense F.linear {ms_d:.3f} ms, speed-up {ms_d / ms_q:.2f}x (median of {opts.repeats})"
+    )
+    return 0
+
+
 def demo(common: CommonOptions) -> int:
     """The embedded default: quantize zoo:tiny at 2x8g8 and report perplexity and bits."""
     with tempfile.TemporaryDirectory(prefix="aqlm-demo-") as tmp:
@@ -202,6 +328,13 @@ app = CLI(
             "quantize", quantize, "quantize a model (default: the zoo tiny model at 2x8g8)", QuantizeOptions
         ),
         Command("eval", evaluate, "perplexity and exact bits of a quantized model", EvalOptions),
+        Command(
+            "finetune",
+            finetune,
+            "end-to-end fine-tuning by distillation from the original model",
+            FinetuneOptions,
+        ),
+        Command("bench", bench, "time the AQLM kernels against dense F.linear on this device", BenchOptions),
         Command("demo", demo, "quantize the built-in tiny model and print perplexity and bits"),
     ],
     version=__version__,

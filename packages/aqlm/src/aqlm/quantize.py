@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from aqlm import distributed as dist
 from aqlm.config import AQLMConfig
-from aqlm.engine import quantize_weight
 from aqlm.finetune import finetune_block
 from aqlm.quantized_linear import QuantizedLinear
 from papercore.calib import BlockContext, CalibConfig, run_calibration
@@ -128,6 +128,7 @@ def quantize_(
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
         _check_checkpoint_config(ckpt, config, resume)
+        dist.barrier()  # every rank has checked before rank 0 may write the config
         if resume:
             for i in list(todo):
                 if _block_file(ckpt, i).exists():
@@ -138,10 +139,9 @@ def quantize_(
                 log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt)
 
     def callback(ctx: BlockContext) -> None:
-        for name, linear in ctx.linears.items():
-            if name.rsplit(".", 1)[-1] in config.skip:
-                continue
-            _quantize_linear(ctx, name, linear, config, seed, report)
+        names = [n for n in ctx.linears if n.rsplit(".", 1)[-1] not in config.skip]
+        for k, name in enumerate(names):
+            _quantize_linear(ctx, name, ctx.linears[name], config, seed, report, owner=dist.owner(k))
         if _block_done(ctx.block, config):
             if config.finetune_max_epochs > 0:
                 res = finetune_block(
@@ -178,7 +178,7 @@ def quantize_(
             layer_indices=todo,
         )
     report.seconds = time.perf_counter() - t0
-    if ckpt is not None:
+    if ckpt is not None and dist.rank() == 0:
         write_json(ckpt / "report.json", report.to_dict())
     return report
 
@@ -191,39 +191,63 @@ def _block_done(block: nn.Module, config: AQLMConfig) -> bool:
 
 
 def _quantize_linear(
-    ctx: BlockContext, name: str, linear: nn.Linear, config: AQLMConfig, seed: int, report: QuantizationReport
+    ctx: BlockContext,
+    name: str,
+    linear: nn.Linear,
+    config: AQLMConfig,
+    seed: int,
+    report: QuantizationReport,
+    owner: int = 0,
 ) -> None:
+    """Quantize one linear on rank ``owner`` (with the all-reduced XᵀX) and swap it for a QuantizedLinear everywhere."""
+    from aqlm.engine import quantize_weight
+
     full = f"model.layers.{ctx.index}.{name}"
     t0 = time.perf_counter()
-    try:
-        res = quantize_weight(linear.weight.detach(), ctx.xtx[name], config, seed=seed)
-    except ValueError as e:
-        raise ValueError(f"{full}: {e}") from e
+    xtx = dist.global_mean_xtx(ctx.xtx[name], ctx.num_tokens[name])
+    dev = linear.weight.device
+    o, i = linear.out_features // config.out_group_size, linear.in_features // config.in_group_size
+    codes = torch.empty(o, i, config.num_codebooks, dtype=torch.int64, device=dev)
+    codebooks = torch.empty(
+        config.num_codebooks,
+        2**config.nbits_per_codebook,
+        config.out_group_size,
+        config.in_group_size,
+        dtype=torch.float32,
+        device=dev,
+    )
+    scales = torch.empty(o, 1, 1, 1, dtype=torch.float32, device=dev)
+    stats = torch.zeros(2, dtype=torch.float64, device=dev)  # relative MSE, epochs
+    if dist.rank() == owner:
+        try:
+            with torch.enable_grad():  # the calibration engine runs blocks under no_grad; AQ uses Adam
+                res = quantize_weight(linear.weight.detach(), xtx, config, seed=seed)
+        except ValueError as e:
+            raise ValueError(f"{full}: {e}") from e
+        codes.copy_(res.codes)
+        codebooks.copy_(res.codebooks)
+        scales.copy_(res.scales.reshape(o, 1, 1, 1))
+        stats[0], stats[1] = float(res.relative_mse), float(res.epochs)
+    dist.broadcast_([codes, codebooks, scales, stats], owner)
     dtype = linear.weight.dtype
     q = QuantizedLinear.from_parts(
-        res.codes.to(linear.weight.device),
-        res.codebooks.to(linear.weight.device, dtype),
-        res.scales.to(linear.weight.device, dtype),
-        None if linear.bias is None else linear.bias.detach(),
+        codes, codebooks.to(dtype), scales.to(dtype), None if linear.bias is None else linear.bias.detach()
     )
     q.requires_grad_(False)
     ctx.block.set_submodule(name, q)
+    seconds = time.perf_counter() - t0
     report.layers.append(
         LayerReport(
             full,
             (linear.out_features, linear.in_features),
-            float(res.relative_mse),
-            int(res.epochs),
-            time.perf_counter() - t0,
+            stats[0].item(),
+            int(stats[1].item()),
+            seconds,
             q.bits_per_parameter,
         )
     )
     log.info(
-        "%s: relative MSE %.4g after %d epochs (%.1f s)",
-        full,
-        res.relative_mse,
-        res.epochs,
-        time.perf_counter() - t0,
+        "%s: relative MSE %.4g after %d epochs (%.1f s)", full, stats[0].item(), int(stats[1].item()), seconds
     )
 
 
@@ -235,12 +259,11 @@ def _block_file(ckpt: Path, i: int) -> Path:
 def _check_checkpoint_config(ckpt: Path, config: AQLMConfig, resume: bool) -> None:
     """A checkpoint folder belongs to one configuration: refuse to mix blocks of two."""
     path = ckpt / "aqlm_config.json"
+    current = json.loads(json.dumps(config.to_dict()))  # as JSON sees it (tuples become lists)
     if path.exists():
         saved = json.loads(path.read_text())
-        if saved != config.to_dict():
-            diff = sorted(
-                k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k)
-            )
+        if saved != current:
+            diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
             raise ValueError(
                 f"{ckpt} holds blocks quantized with another configuration (differs in: "
                 f"{', '.join(diff)}): use another checkpoint folder or the same options"
@@ -249,7 +272,8 @@ def _check_checkpoint_config(ckpt: Path, config: AQLMConfig, resume: bool) -> No
             raise ValueError(
                 f"{ckpt} already holds quantized blocks: pass --resume to continue, or choose a new folder"
             )
-    write_json(path, config.to_dict())
+    if dist.rank() == 0:
+        write_json(path, config.to_dict())
 
 
 def save_block(block: nn.Module, ckpt: Path, i: int) -> None:
@@ -310,3 +334,30 @@ def model_bits(model: nn.Module) -> dict[str, float]:
         "model_bits_per_parameter": (q_bits + other_bits) / (q_params + other_params),
         "total_parameters": int(q_params + other_params),
     }
+
+
+@torch.no_grad()
+def random_quantize_(
+    model: nn.Module, config: AQLMConfig, *, seed: int = 0, skip: tuple[str, ...] = ("lm_head",)
+):
+    """Swap every ``nn.Linear`` (but ``skip``) for a QuantizedLinear with random codes, codebooks and scales.
+
+    For format tests and speed benchmarks (e.g. decoding with a Llama-2-7B-shaped model), where what
+    the weights are does not matter. Codebooks are scaled so outputs keep a sensible magnitude.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    m, b, g, og = config.num_codebooks, config.nbits_per_codebook, config.in_group_size, config.out_group_size
+    for name, mod in list(model.named_modules()):
+        if not isinstance(mod, nn.Linear) or name.rsplit(".", 1)[-1] in skip or name in skip:
+            continue
+        o, i = mod.out_features, mod.in_features
+        dev, dtype = mod.weight.device, mod.weight.dtype
+        codes = torch.randint(0, 2**b, (o // og, i // g, m), generator=gen).to(dev)
+        codebooks = (torch.randn(m, 2**b, og, g, generator=gen) / (m * i) ** 0.5).to(dev, dtype)
+        scales = torch.ones(o // og, 1, 1, 1, device=dev, dtype=dtype)
+        q = QuantizedLinear.from_parts(
+            codes, codebooks, scales, None if mod.bias is None else mod.bias.detach()
+        )
+        q.requires_grad_(False)
+        model.set_submodule(name, q)
+    return model
