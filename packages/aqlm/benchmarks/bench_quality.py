@@ -37,8 +37,15 @@ def scalar_quantize_(model, calib, method: str, wbits: int, groupsize: int, devi
         from spqr.config import SpQRConfig
         from spqr.engine import quantize_weight
 
-        cfg = SpQRConfig(method="gptq", wbits=wbits, groupsize=groupsize, qq_scale_bits=16, qq_zero_bits=16,
-                         outlier_threshold=float("inf"), permutation_order="act_order")
+        cfg = SpQRConfig(
+            method="gptq",
+            wbits=wbits,
+            groupsize=groupsize,
+            qq_scale_bits=16,
+            qq_zero_bits=16,
+            outlier_threshold=float("inf"),
+            permutation_order="act_order",
+        )
 
         def cb(ctx):
             for name, lin in ctx.linears.items():
@@ -52,7 +59,9 @@ def scalar_quantize_(model, calib, method: str, wbits: int, groupsize: int, devi
                 w = lin.weight.data.float().view(lin.out_features, -1, groupsize)
                 lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
                 scale = (hi - lo).clamp_min(1e-8) / (2**wbits - 1)
-                lin.weight.data = (torch.round((w - lo) / scale) * scale + lo).view_as(lin.weight).to(lin.weight.dtype)
+                lin.weight.data = (
+                    (torch.round((w - lo) / scale) * scale + lo).view_as(lin.weight).to(lin.weight.dtype)
+                )
     return wbits + 32 / groupsize
 
 
@@ -88,26 +97,46 @@ def main() -> None:
                 print("spqr is not installed: GPTQ rows skipped")
                 break
             rows.append((f"{method.upper()} {wbits}-bit g{group}", bits, ppl(m), time.perf_counter() - t0))
-    for scheme in args.schemes:
+    for k, scheme in enumerate(args.schemes):
         base = AQLMConfig.from_scheme(scheme, max_epochs=args.max_epochs)
-        for label, cfg in (("", base), (" + block FT", AQLMConfig.from_dict({**base.to_dict(),
-                           "finetune_max_epochs": args.finetune_epochs, "finetune_lr": 1e-4,
-                           "val_size": max(1, args.nsamples // 8)}))):
+        variants = [("", base)]
+        if k == 0:  # the fine-tuning stages are reported for the first scheme
+            ft = {
+                **base.to_dict(),
+                "finetune_max_epochs": args.finetune_epochs,
+                "finetune_lr": 1e-4,
+                "val_size": max(1, args.nsamples // 8),
+            }
+            variants.append((" + block FT", AQLMConfig.from_dict(ft)))
+        for label, cfg in variants:
             m = copy.deepcopy(model)
             t0 = time.perf_counter()
             quantize_(m, cfg, calib, progress=False, device=device)
             rows.append((f"AQLM {scheme}{label}", linear_bits(m), ppl(m), time.perf_counter() - t0))
+        if k > 0:
+            continue
         t0 = time.perf_counter()
         distill_(m, model, distill_data, epochs=args.e2e_epochs, lr=1e-4, batch_size=8, progress=False)
-        rows.append((f"AQLM {scheme} + block FT + end-to-end FT", linear_bits(m), ppl(m), time.perf_counter() - t0))
+        rows.append(
+            (f"AQLM {scheme} + block FT + end-to-end FT", linear_bits(m), ppl(m), time.perf_counter() - t0)
+        )
     print(f"{args.model} on {hardware()}; perplexity on the stdlib test split, windows of {args.seqlen}")
     print("| method | bits per parameter (quantized linears) | perplexity | seconds |\n|---|---|---|---|")
     for name, bits, p, s in rows:
         print(f"| {name} | {bits:.3f} | {p:.3f} | {s:.0f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "rows": rows, "hardware": hardware(), "date": today(),
-                       "command": command_line()}, f, indent=2)
+            json.dump(
+                {
+                    "model": args.model,
+                    "rows": rows,
+                    "hardware": hardware(),
+                    "date": today(),
+                    "command": command_line(),
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

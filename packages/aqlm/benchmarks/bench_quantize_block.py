@@ -33,8 +33,15 @@ def main() -> None:
         sys.exit("bench_quantize_block.py needs a CUDA GPU")
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    cfg = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=1,
-                      num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=args.seqlen)
+    cfg = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=1,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=args.seqlen,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).cuda().eval()
     calib = torch.randint(0, 32000, (args.nsamples, args.seqlen))
@@ -44,14 +51,30 @@ def main() -> None:
     report = quantize_(model, config, calib, offload=args.offload, progress=True)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    rows = [(layer.name.split(".", 3)[-1], layer.relative_mse, layer.epochs, layer.seconds) for layer in report.layers]
-    print(f"{args.scheme}, {args.nsamples}x{args.seqlen} tokens: {seconds:.1f} s for the block on {hardware()}")
+    rows = [
+        (layer.name.split(".", 3)[-1], layer.relative_mse, layer.epochs, layer.seconds)
+        for layer in report.layers
+    ]
+    print(
+        f"{args.scheme}, {args.nsamples}x{args.seqlen} tokens: {seconds:.1f} s for the block on {hardware()}"
+    )
     for name, mse, epochs, sec in rows:
         print(f"  {name:<22} relative MSE {mse:.4f}  epochs {epochs:3d}  {sec:6.1f} s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"scheme": args.scheme, "nsamples": args.nsamples, "seqlen": args.seqlen, "seconds": seconds,
-                       "layers": rows, "hardware": hardware(), "date": today()}, f, indent=2)
+            json.dump(
+                {
+                    "scheme": args.scheme,
+                    "nsamples": args.nsamples,
+                    "seqlen": args.seqlen,
+                    "seconds": seconds,
+                    "layers": rows,
+                    "hardware": hardware(),
+                    "date": today(),
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

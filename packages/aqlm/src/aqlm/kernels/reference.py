@@ -17,7 +17,9 @@ def signed_codes(codes: torch.Tensor, nbits: int) -> torch.Tensor:
     c = codes.to(torch.int64)
     if c.numel() and (c.min() < 0 or c.max() >= 1 << nbits):
         raise ValueError(f"codes must lie in [0, 2^{nbits})")
-    return torch.where(c >= 1 << (nbits - 1), c - (1 << nbits), c).to(dtype) if nbits in (8, 16) else c.to(dtype)
+    return (
+        torch.where(c >= 1 << (nbits - 1), c - (1 << nbits), c).to(dtype) if nbits in (8, 16) else c.to(dtype)
+    )
 
 
 def storage_dtype(nbits: int) -> torch.dtype:
