@@ -86,7 +86,13 @@ def main() -> None:
     def ppl(m):
         return perplexity(m, test, batch_size=8, device=device, progress=False)
 
-    rows = [("original (fp32 weights)", 32.0, ppl(model), 0.0)]
+    class Rows(list):  # print each result as it comes, so a run cut short still reports
+        def append(self, row):
+            print(f"  {row[0]}: {row[1]:.3f} bits, perplexity {row[2]:.3f}, {row[3]:.0f} s", flush=True)
+            super().append(row)
+
+    rows = Rows()
+    rows.append(("original (fp32 weights)", 32.0, ppl(model), 0.0))
     for method in ("rtn", "gptq"):
         for wbits, group in ((2, 128), (3, 128), (2, 32), (3, 32)):
             m = copy.deepcopy(model)
