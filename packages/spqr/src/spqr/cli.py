@@ -27,10 +27,40 @@ def info(common: CommonOptions) -> int:
     return 0
 
 
+def demo(common: CommonOptions) -> int:
+    """Quantize the zoo tiny model with the near-lossless 4-bit preset; print perplexity, bits, outliers."""
+    import copy
+
+    from papercore import zoo
+    from papercore.data import eval_windows, get_calibration_data, get_eval_stream
+    from papercore.metrics import perplexity
+    from spqr.config import SpQRConfig
+    from spqr.quantize import quantize_
+
+    model, tok = zoo.load("tiny")
+    calib = get_calibration_data("stdlib", tok, 64, 128, seed=common.seed)
+    test = eval_windows(get_eval_stream("stdlib", tok), 128, max_windows=64)
+    before = perplexity(model, test, batch_size=8, progress=False)
+    print("spqr demo: zoo tiny, 64 x 128 calibration tokens, perplexity on 64 test windows of 128")
+    print(f"  original: perplexity {before:.2f}")
+    for preset in ("w4", "w3", "gptq3", "rtn3"):
+        q = copy.deepcopy(model)
+        report = quantize_(q, SpQRConfig.from_preset(preset), calib, progress=False)
+        ppl = perplexity(q, test, batch_size=8, progress=False)
+        print(
+            f"  {preset:<6} perplexity {ppl:.2f}, {report.bits_per_parameter:.3f} bits per parameter, "
+            f"outliers {100 * report.outlier_share:.2f}%"
+        )
+    return 0
+
+
 app = CLI(
     "spqr",
     "SpQR: sparse-quantized representation of LLM weights (engine only in this release).",
-    [Command("info", info, "print the version and the presets")],
+    [
+        Command("info", info, "print the version and the presets"),
+        Command("demo", demo, "quantize the built-in tiny model with each preset; print perplexity and bits"),
+    ],
     version=__version__,
 )
 main = app.main
