@@ -95,7 +95,7 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     import torch
 
     from aqlm.checkpoint import save_quantized
-    from aqlm.quantize import model_bits, quantize_
+    from aqlm.quantize import check_model, model_bits, quantize_
     from papercore.data import get_calibration_data
     from papercore.io import write_json
 
@@ -106,6 +106,7 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     if out.exists() and any(out.iterdir()) and not opts.resume and not (out / "blocks").exists():
         raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume a run)")
     model, tok, src = _load_model(opts.model, device, dtype)
+    check_model(model, config)  # unsupported models, group sizes, non-finite weights: before any work
     calib = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed)
     print(
         f"quantizing {src} with AQLM {config.scheme} on {opts.nsamples}x{opts.seqlen} tokens of {opts.dataset}"

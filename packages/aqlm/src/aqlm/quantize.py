@@ -53,7 +53,7 @@ class QuantizationReport:
         return asdict(self)
 
 
-def _check_model(model: nn.Module, config: AQLMConfig) -> list[tuple[str, nn.Linear]]:
+def check_model(model: nn.Module, config: AQLMConfig) -> list[tuple[str, nn.Linear]]:
     """Linears that will be quantized; a clear error before any work for anything unsupported."""
     layers = decoder_layers(model)
     todo = []
@@ -119,7 +119,7 @@ def quantize_(
             f"{calibration.shape[0]} calibration sequences are too few: need at least {needed} "
             f"(val_size={config.val_size} are held out for fine-tuning)"
         )
-    _check_model(model, config)
+    check_model(model, config)
     t0 = time.perf_counter()
     report = QuantizationReport(config.to_dict())
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
