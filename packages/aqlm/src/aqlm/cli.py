@@ -316,6 +316,8 @@ def bench(opts: BenchOptions, common: CommonOptions) -> int:
 
 def demo(common: CommonOptions) -> int:
     """The embedded default: quantize zoo:tiny at 2x8g8 and report perplexity and bits."""
+    for name in ("aqlm", "papercore"):  # a short summary, not the per-layer log of a long job
+        logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="aqlm-demo-") as tmp:
         opts = QuantizeOptions(out=Path(tmp) / "run", nsamples=32, max_epochs=20)
         return quantize(opts, common)

@@ -30,6 +30,9 @@ def info(common: CommonOptions) -> int:
 def demo(common: CommonOptions) -> int:
     """Quantize the zoo tiny model with the near-lossless 4-bit preset; print perplexity, bits, outliers."""
     import copy
+    import logging
+
+    logging.getLogger("papercore").setLevel(logging.WARNING)
 
     from papercore import zoo
     from papercore.data import eval_windows, get_calibration_data, get_eval_stream
