@@ -76,3 +76,12 @@ def test_user_errors_exit_2_with_one_line(argv, needle):
         and "error:" in lines[-1]
         and needle in lines[-1]
     )
+
+
+def test_bench_on_cpu(capsys):
+    assert (
+        main(["bench", "--scheme", "2x8g8", "--shape", "256", "512", "--repeats", "3", "--device", "cpu"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "cpu_lut" in out

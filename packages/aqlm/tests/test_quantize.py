@@ -128,3 +128,20 @@ def test_bad_inputs_fail_before_work(tiny):
         quantize_(copy.deepcopy(model), AQLMConfig(val_size=16), calib, progress=False)
     with pytest.raises(NotImplementedError, match="not supported"):
         quantize_(torch.nn.Sequential(torch.nn.Linear(8, 8)), AQLMConfig(), calib, progress=False)
+
+
+def test_true_sequential_with_offloading(tiny):
+    model, _, calib, test = tiny
+    q = copy.deepcopy(model)
+    report = quantize_(
+        q,
+        AQLMConfig.from_scheme("1x6g8", **FAST, true_sequential=True),
+        calib[:8],
+        offload=True,
+        progress=False,
+    )
+    order = [layer.name.split(".", 3)[-1] for layer in report.layers[:7]]
+    assert order[:3] == ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]
+    assert order[3] == "self_attn.o_proj" and order[-1] == "mlp.down_proj"
+    assert all(isinstance(m, QuantizedLinear) for n, m in q.named_modules() if n.endswith(("_proj",)))
+    assert perplexity(q, test[:4], progress=False) < 2 * perplexity(model, test[:4], progress=False)
