@@ -214,9 +214,30 @@ def permutation(order: str, xtx: torch.Tensor | None, weight: torch.Tensor) -> t
 def _second_level(stat: torch.Tensor, bits: int, rows: int) -> tuple[torch.Tensor, tuple]:
     """Min-max quantize a ``[out]`` statistic over tiles of ``rows`` rows; returns it dequantized."""
     tiles = stat.reshape(-1, rows)
-    s, z = fit_minmax(tiles, 2**bits - 1)
+    s, z = fp16_grid(*fit_minmax(tiles, 2**bits - 1))
     q = quantize(tiles, s[:, None], z[:, None], 2**bits - 1)
     return dequantize(q, s[:, None], z[:, None]).reshape(-1), (q.reshape(-1), s, z)
+
+
+FP16_ZERO_MAX = 60000.0  # |zero| kept below the fp16 maximum (65504) by widening the grid
+
+
+def fp16_grid(scale: torch.Tensor, zero: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make a min-max grid exactly storable in fp16 (the second-level scale and zero of the format).
+
+    The grid is widened first where :math:`|z| = |x_{min}| / s` would overflow fp16 (statistics of
+    nearly equal values), a positive scale is kept at least the smallest fp16 subnormal, then both
+    are rounded to fp16 (and returned in the input dtype). Values stay inside the (slightly
+    wider, or rounded) grid up to clamping; the codes are computed with these rounded values, so
+    the stored layer reproduces the engine's weights exactly. A widened grid reproduces nearly
+    equal statistics to about fp16 precision (the fp16 rounding of a zero near 60000 is 32 steps).
+    """
+    xmin = -zero * scale
+    wide = torch.maximum(scale, xmin.abs() / FP16_ZERO_MAX)
+    wide = torch.where(scale > 0, wide.clamp_min(2.0**-24), wide)
+    scale = wide.to(torch.float16).to(scale.dtype)
+    zero = (-xmin / scale.clamp_min(EPS)).clamp(-FP16_ZERO_MAX, FP16_ZERO_MAX)
+    return scale, zero.to(torch.float16).to(scale.dtype)
 
 
 def _group_stats(group: torch.Tensor, d: torch.Tensor, threshold: float, cfg: SpQRConfig, maxq: int):
@@ -284,8 +305,9 @@ def _gptq(wt: torch.Tensor, u: torch.Tensor, threshold: float, cfg: SpQRConfig):
             if outliers:
                 out = e.square() > threshold
                 q = torch.where(out, code_of_zero, q)
-                deq = torch.where(out, w, deq)
-                e.masked_fill_(out, 0.0)
+                kept = w.to(torch.float16).to(w.dtype)  # outliers are stored in fp16
+                deq = torch.where(out, kept, deq)
+                e = torch.where(out, (w - kept) / ub[k, k], e)
                 mask[b0 + k] = out
             codes[b0 + k] = q
             blk[k] = deq

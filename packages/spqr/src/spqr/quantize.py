@@ -1,22 +1,28 @@
 """Quantize a transformers decoder block by block with the SpQR engine (:func:`quantize_`).
 
-This release simulates the quantized model: every linear's weight is replaced by its dequantized
-SpQR weight (codes, bilevel statistics and outliers applied), which is exactly what the model
-computes once quantized, so perplexity and bits are final; the packed storage format and the
-kernels come in a later release.
+With ``store=True`` (the default) every decoder linear is swapped for a
+:class:`~spqr.quantized_linear.QuantizedLinear` (packed codes, bilevel statistics, CSR outliers);
+with ``store=False`` only its weight is overwritten by the dequantized SpQR weight (the simulated
+model of the authors' ``main.py``). Both compute the same function. With a checkpoint folder each
+finished block is saved atomically and an interrupted run resumes after the last finished block.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from papercore.calib import BlockContext, CalibConfig, run_calibration
-from spqr.config import SpQRConfig
+from papercore.hf_compat import decoder_layers
+from papercore.io import load_tensors, save_tensors, write_json
+from spqr.config import FP16_STATS, SpQRConfig
 from spqr.engine import quantize_weight
+from spqr.quantized_linear import QuantizedLinear
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ class LayerReport:
 @dataclass
 class QuantizationReport:
     layers: list[LayerReport] = field(default_factory=list)
+    resumed_blocks: list[int] = field(default_factory=list)
 
     @property
     def bits_per_parameter(self) -> float:
@@ -46,27 +53,95 @@ class QuantizationReport:
         return sum(r.outlier_share * r.shape[0] * r.shape[1] for r in self.layers) / total
 
 
+def check_model(model: nn.Module, config: SpQRConfig) -> list[tuple[str, nn.Linear]]:
+    """The decoder linears to quantize; a clear error naming the layer before any work."""
+    todo = []
+    uses_qq = config.qq_scale_bits < FP16_STATS or (config.qq_zero_bits < FP16_STATS and not config.sym)
+    for i, block in enumerate(decoder_layers(model)):
+        for name, module in block.named_modules():
+            if not isinstance(module, nn.Linear):
+                continue
+            full = f"model.layers.{i}.{name}"
+            if module.in_features % config.groupsize:
+                raise ValueError(
+                    f"{full}: groupsize {config.groupsize} does not divide its input width {module.in_features}"
+                )
+            if uses_qq and module.out_features % config.qq_groupsize:
+                raise ValueError(
+                    f"{full}: qq_groupsize {config.qq_groupsize} does not divide its output width "
+                    f"{module.out_features} (or use 16-bit statistics)"
+                )
+            if not torch.isfinite(module.weight).all():
+                raise ValueError(f"{full}: the weight has non-finite values (NaN or inf)")
+            todo.append((full, module))
+    if not todo:
+        raise ValueError("no linear layer to quantize in model.model.layers")
+    return todo
+
+
 @torch.no_grad()
 def quantize_(
     model: nn.Module,
     config: SpQRConfig,
     calibration: torch.Tensor,
     *,
+    store: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     device=None,
     offload: bool = False,
     progress: bool = True,
 ) -> QuantizationReport:
-    """Replace every decoder linear's weight by its SpQR (or GPTQ/RTN) reconstruction, in place."""
+    """Quantize every decoder linear of ``model`` in place with SpQR (or GPTQ/RTN).
+
+    Parameters
+    ----------
+    calibration : LongTensor ``[nsamples, seqlen]`` token windows (at least one).
+    store : swap each linear for a :class:`QuantizedLinear` (True) or only write back its
+        dequantized weight (False).
+    checkpoint_dir : each finished block is saved there (``block_<i>.safetensors``, atomically,
+        with ``spqr_config.json``); needs ``store``.
+    resume : load the finished blocks from ``checkpoint_dir`` instead of quantizing them again.
+    """
+    if calibration.dim() != 2:
+        raise ValueError(
+            f"calibration must be [nsamples, seqlen] token ids, got shape {tuple(calibration.shape)}"
+        )
+    if calibration.shape[0] < 1 or calibration.shape[1] < 1:
+        raise ValueError(f"too few calibration sequences: got shape {tuple(calibration.shape)}, need >= 1")
+    if checkpoint_dir is not None and not store:
+        raise ValueError("checkpoint_dir needs store=True (blocks are saved as QuantizedLinear layers)")
+    check_model(model, config)
     report = QuantizationReport()
+    layers = decoder_layers(model)
+    todo = list(range(len(layers)))
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        _check_checkpoint_config(ckpt, config, resume)
+        if resume:
+            for i in list(todo):
+                if _block_file(ckpt, i).exists():
+                    load_block(layers[i], ckpt, i, config)
+                    todo.remove(i)
+                    report.resumed_blocks.append(i)
+            if report.resumed_blocks:
+                log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt)
 
     def callback(ctx: BlockContext) -> None:
-        for name, linear in ctx.linears.items():
+        for name, linear in list(ctx.linears.items()):
             full = f"model.layers.{ctx.index}.{name}"
             try:
                 res = quantize_weight(linear.weight.detach().float(), ctx.xtx[name], config)
             except ValueError as e:
                 raise ValueError(f"{full}: {e}") from e
-            linear.weight.copy_(res.weight.to(linear.weight.dtype))
+            if store:
+                bias = None if linear.bias is None else linear.bias.detach()
+                q = QuantizedLinear.from_result(res, bias, dtype=linear.weight.dtype)
+                q.requires_grad_(False)
+                ctx.block.set_submodule(name, q)
+            else:
+                linear.weight.copy_(res.weight.to(linear.weight.dtype))
             report.layers.append(
                 LayerReport(
                     full,
@@ -76,8 +151,94 @@ def quantize_(
                     float(res.bits_per_parameter),
                 )
             )
+        if ckpt is not None:
+            save_block(ctx.block, ckpt, ctx.index)
 
-    run_calibration(
-        model, calibration, callback, CalibConfig(device=device, offload=offload, progress=progress)
-    )
+    if todo:
+        run_calibration(
+            model,
+            calibration,
+            callback,
+            CalibConfig(device=device, offload=offload, progress=progress),
+            layer_indices=todo,
+        )
     return report
+
+
+# ------------------------------------------------------------------ per-block checkpoints
+def _block_file(ckpt: Path, i: int) -> Path:
+    return ckpt / f"block_{i:04d}.safetensors"
+
+
+def _check_checkpoint_config(ckpt: Path, config: SpQRConfig, resume: bool) -> None:
+    """A checkpoint folder belongs to one configuration: refuse to mix blocks of two."""
+    path = ckpt / "spqr_config.json"
+    current = json.loads(json.dumps(config.to_dict()))
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != current:
+            diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            raise ValueError(
+                f"{ckpt} holds blocks quantized with another configuration (differs in: "
+                f"{', '.join(diff)}): use another checkpoint folder or the same options"
+            )
+        if not resume and any(ckpt.glob("block_*.safetensors")):
+            raise ValueError(
+                f"{ckpt} already holds quantized blocks: pass resume (--resume) to continue, or choose a new folder"
+            )
+    write_json(path, config.to_dict())
+
+
+def save_block(block: nn.Module, ckpt: Path, i: int) -> None:
+    """Save a finished block's tensors (QuantizedLinear buffers included) atomically."""
+    save_tensors(_block_file(ckpt, i), dict(block.state_dict()), metadata={"block": str(i)})
+
+
+def load_block(block: nn.Module, ckpt: Path, i: int, config: SpQRConfig) -> None:
+    """Swap the block's linears for QuantizedLinear layers shaped by the saved block, and load it."""
+    state = load_tensors(_block_file(ckpt, i))
+    for name, module in list(block.named_modules()):
+        if isinstance(module, nn.Linear) and f"{name}.codes" in state:
+            q = QuantizedLinear.from_config(
+                config,
+                module.in_features,
+                module.out_features,
+                nnz=state[f"{name}.outlier_values"].shape[0],
+                bias=module.bias is not None,
+                device=module.weight.device,
+                dtype=module.weight.dtype,
+            )
+            q.requires_grad_(False)
+            block.set_submodule(name, q)
+    missing, unexpected = block.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{_block_file(ckpt, i)} does not match block {i}: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+
+
+def model_bits(model: nn.Module) -> dict[str, float]:
+    """Stored bits per parameter of the QuantizedLinear layers (everything but the bias), the paper's
+    formula for them, their outlier share, and the whole model with every other tensor at its width."""
+    q_bits = f_bits = q_params = nnz = other_bits = other_params = 0.0
+    seen = set()
+    for module in model.modules():
+        if isinstance(module, QuantizedLinear):
+            n = module.in_features * module.out_features
+            q_bits += module.stored_bits
+            f_bits += module.formula_bits_per_parameter * n
+            q_params += n
+            nnz += module.nnz
+    for p in model.parameters():  # deduplicated (tied embeddings count once); biases included
+        if id(p) not in seen:
+            seen.add(id(p))
+            other_bits += p.numel() * p.element_size() * 8
+            other_params += p.numel()
+    return {
+        "quantized_linears_bits_per_parameter": q_bits / q_params if q_params else float("nan"),
+        "formula_bits_per_parameter": f_bits / q_params if q_params else float("nan"),
+        "outlier_share": nnz / q_params if q_params else 0.0,
+        "quantized_parameters": int(q_params),
+        "model_bits_per_parameter": (q_bits + other_bits) / (q_params + other_params),
+        "total_parameters": int(q_params + other_params),
+    }
