@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from dataclasses import asdict, replace
@@ -34,7 +33,15 @@ import torch.nn.functional as F
 from aqlm.kernels import aqlm_linear, dequantize, select_path
 from aqlm.kernels.triton_dequant import DequantConfig, triton_dequantize
 from aqlm.kernels.triton_gemv import GemvConfig, triton_gemv
-from papercore.bench import Entry, command_line, copy_bandwidth_gbs, hardware, today, write_results
+from papercore.bench import (
+    Entry,
+    command_line,
+    copy_bandwidth_gbs,
+    graph_time_us,
+    hardware,
+    today,
+    write_results,
+)
 from papercore.testing import rel_error
 
 SHAPES = {"7b": (4096, 11008), "13b": (5120, 13824), "70b": (8192, 28672)}  # gate_proj in x out
@@ -87,35 +94,6 @@ def check_accuracy() -> None:
                         f"accuracy FAILED: {scheme} {dtype} tokens={tokens}: {err:.2e} > {TOL[dtype]:.0e}"
                     )
     print("accuracy OK, worst relative error vs float64:", {k: f"{v:.1e}" for k, v in sorted(worst.items())})
-
-
-def graph_time_us(calls, min_calls: int = 64, reps: int = 25) -> tuple[float, float]:
-    """Median and IQR (microseconds per call) of ``calls`` replayed back to back in a CUDA graph."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # warm up (compile, allocate) on the capturing stream
-        for c in calls:
-            c()
-    torch.cuda.current_stream().wait_stream(stream)
-    torch.cuda.synchronize()
-    n = max(min_calls, len(calls))
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream):
-        for k in range(n):
-            calls[k % len(calls)]()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / n)
-    q = statistics.quantiles(times, n=4)
-    del graph
-    return statistics.median(times), q[2] - q[0]
 
 
 def dequant_gemm(x, codes, codebooks, scales):

@@ -35,11 +35,11 @@ Floating buffers stay fp16 whatever ``module.to(dtype)`` asks (only the bias fol
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from papercore.kernels.packing import pack_bits, packed_numel, unpack_bits
 from spqr.config import FP16_STATS, SpQRConfig, bits_per_parameter
+from spqr.kernels import spqr_linear
 
 INDEX16_LIMIT = 32768  # int16 column indices / permutation when in_features < this
 
@@ -234,9 +234,7 @@ class QuantizedLinear(nn.Module):
         return torch.where(mask, dense, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(
-            x, self.dequantize().to(x.dtype), None if self.bias is None else self.bias.to(x.dtype)
-        )
+        return spqr_linear(x, self, self.bias)  # Triton kernels on CUDA, else the reference
 
     # ------------------------------------------------------------------ size
     @property
