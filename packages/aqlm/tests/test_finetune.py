@@ -91,3 +91,22 @@ def test_distillation_lowers_kl_and_code_updates_are_bounded():
         if isinstance(m, QuantizedLinear)
     ]
     assert max(changed) <= 4 * 0.02 + 1e-9
+
+
+def test_block_finetune_of_a_bfloat16_block_keeps_small_updates():
+    """Steps of lr 1e-5 are below bf16 resolution; float32 master copies must accumulate them."""
+    torch.manual_seed(0)
+    teacher = zoo.random_model("llama", vocab_size=64, hidden_size=32, num_layers=1)
+    block = copy.deepcopy(teacher.model.layers[0])
+    random_quantize_(block, AQLMConfig(num_codebooks=1, nbits_per_codebook=4, in_group_size=4))
+    block.to(torch.bfloat16)
+    hidden = [torch.randn(1, 10, 32) for _ in range(4)]
+    pos = teacher.model.rotary_emb(hidden[0], torch.arange(10)[None])
+    with torch.no_grad():
+        targets = [teacher.model.layers[0](h, position_embeddings=pos, attention_mask=None) for h in hidden]
+    bf_pos = tuple(t.to(torch.bfloat16) for t in pos)
+    run = lambda h, b: block(h.to(torch.bfloat16), position_embeddings=bf_pos, attention_mask=None)
+    before = block.mlp.up_proj.codebooks.detach().clone()
+    finetune_block(block, run, hidden, targets, max_epochs=10, lr=1e-5, early_stop=10, keep_best=False)
+    assert block.mlp.up_proj.codebooks.dtype == torch.bfloat16
+    assert not torch.equal(block.mlp.up_proj.codebooks, before)

@@ -73,8 +73,23 @@ def finetune_block(
     params = _trainable_block_params(block)
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
+    # Half-precision blocks train through float32 master copies: Adam steps of lr ~1e-5 are far
+    # below bf16/fp16 resolution and would round away if applied to the parameters directly.
+    masters = [p if p.dtype == torch.float32 else p.detach().float().requires_grad_(True) for p in params]
+    opt = torch.optim.Adam(masters, lr=lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(0)
+
+    def step():
+        for p, m in zip(params, masters):
+            if m is not p:
+                m.grad = None if p.grad is None else p.grad.float()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for p, m in zip(params, masters):
+                if m is not p:
+                    p.copy_(m)
+                    p.grad = None
 
     def loss_of(b):
         out = run_block(inputs[b], b)
@@ -99,8 +114,7 @@ def finetune_block(
                 loss.backward()
             if sync_gradients:
                 sync_gradients(params)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            step()
             total += loss.item()
         result.train_loss.append(total / len(train_idx))
         current = evaluate(watch)
@@ -120,7 +134,7 @@ def finetune_block(
     if keep_best and best_state is not None:
         with torch.no_grad():
             for p, v in zip(params, best_state):
-                p.copy_(v)
+                p.copy_(v)  # (the float32 masters are dropped with the optimizer)
     for p in params:
         p.requires_grad_(False)
     return result
