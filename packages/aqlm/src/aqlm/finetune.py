@@ -30,6 +30,33 @@ class BlockFinetuneResult:
     initial_val_loss: float = float("nan")
 
 
+class MasterAdam:
+    """Adam whose half-precision parameters are stepped through float32 master copies.
+
+    Adam steps of lr ~1e-5 are far below bf16/fp16 resolution and would round away if applied to
+    the parameters directly; float32 parameters are stepped in place as usual.
+    """
+
+    def __init__(self, params: list[nn.Parameter], lr: float, betas: tuple[float, float]):
+        self.params = params
+        self.masters = [
+            p if p.dtype == torch.float32 else p.detach().float().requires_grad_(True) for p in params
+        ]
+        self.opt = torch.optim.Adam(self.masters, lr=lr, betas=betas)
+
+    def step(self) -> None:
+        for p, m in zip(self.params, self.masters):
+            if m is not p:
+                m.grad = None if p.grad is None else p.grad.float()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for p, m in zip(self.params, self.masters):
+                if m is not p:
+                    p.copy_(m)
+                    p.grad = None
+
+
 def _trainable_block_params(block: nn.Module) -> list[nn.Parameter]:
     """Codebooks, scales, biases and norm weights: every float parameter of a block once its linears are quantized."""
     return [
@@ -73,23 +100,8 @@ def finetune_block(
     params = _trainable_block_params(block)
     for p in params:
         p.requires_grad_(True)
-    # Half-precision blocks train through float32 master copies: Adam steps of lr ~1e-5 are far
-    # below bf16/fp16 resolution and would round away if applied to the parameters directly.
-    masters = [p if p.dtype == torch.float32 else p.detach().float().requires_grad_(True) for p in params]
-    opt = torch.optim.Adam(masters, lr=lr, betas=(0.9, 0.95))
+    opt = MasterAdam(params, lr=lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(0)
-
-    def step():
-        for p, m in zip(params, masters):
-            if m is not p:
-                m.grad = None if p.grad is None else p.grad.float()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for p, m in zip(params, masters):
-                if m is not p:
-                    p.copy_(m)
-                    p.grad = None
 
     def loss_of(b):
         out = run_block(inputs[b], b)
@@ -114,7 +126,7 @@ def finetune_block(
                 loss.backward()
             if sync_gradients:
                 sync_gradients(params)
-            step()
+            opt.step()
             total += loss.item()
         result.train_loss.append(total / len(train_idx))
         current = evaluate(watch)
@@ -134,7 +146,7 @@ def finetune_block(
     if keep_best and best_state is not None:
         with torch.no_grad():
             for p, v in zip(params, best_state):
-                p.copy_(v)  # (the float32 masters are dropped with the optimizer)
+                p.copy_(v)
     for p in params:
         p.requires_grad_(False)
     return result
@@ -197,7 +209,7 @@ def distill_(
     student.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
+    opt = MasterAdam(params, lr=lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(seed)
     result = DistillResult()
     dense_grads: dict[str, torch.Tensor] = {}
@@ -217,7 +229,6 @@ def distill_(
                     loss = kl_to_teacher(student(input_ids=ids, use_cache=False).logits, target)
                     loss.backward()
                 opt.step()
-                opt.zero_grad(set_to_none=True)
                 result.steps += 1
                 result.train_kl.append(loss.item())
                 if code_update_every and result.steps % code_update_every == 0:
