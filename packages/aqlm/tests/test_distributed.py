@@ -44,6 +44,7 @@ def worker(rank, world, init_file, out_dir):
         report = quantize_(model, CONFIG, calib, checkpoint_dir=os.path.join(out_dir, "ckpt"), progress=False)
         tensors = {f"codes/{n}": c for n, c in quantized_state(model).items()}
         tensors["mse"] = torch.tensor([layer.relative_mse for layer in report.layers], dtype=torch.float64)
+        tensors["sequences"] = torch.tensor([report.calibration_sequences])
         tensors["logits"] = model(input_ids=calib[:2]).logits.detach()
         save_file(tensors, os.path.join(out_dir, f"rank{rank}.safetensors"))
     finally:
@@ -54,6 +55,7 @@ def worker(rank, world, init_file, out_dir):
 def test_two_gloo_processes_match_each_other_and_one_process(tmp_path):
     mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert r0["sequences"].item() == r1["sequences"].item() == 4  # the 8 sequences are split across ranks
     for name in r0:
         if name.startswith("codes/"):
             assert torch.equal(r0[name], r1[name]), name

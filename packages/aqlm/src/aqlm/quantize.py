@@ -47,6 +47,7 @@ class QuantizationReport:
     layers: list[LayerReport] = field(default_factory=list)
     block_finetune: dict[int, dict] = field(default_factory=dict)
     resumed_blocks: list[int] = field(default_factory=list)
+    calibration_sequences: int = 0  # processed by this process (its shard in a distributed run)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -120,8 +121,9 @@ def quantize_(
             f"(val_size={config.val_size} are held out for fine-tuning)"
         )
     check_model(model, config)
+    local = dist.shard(calibration)  # this process's share of the sequences (all of them when alone)
     t0 = time.perf_counter()
-    report = QuantizationReport(config.to_dict())
+    report = QuantizationReport(config.to_dict(), calibration_sequences=local.shape[0])
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     layers = decoder_layers(model)
     todo = list(range(len(layers)))
@@ -151,10 +153,12 @@ def quantize_(
                     ctx.reference_outputs,
                     max_epochs=config.finetune_max_epochs,
                     lr=config.finetune_lr,
-                    val_size=config.val_size,
+                    val_size=config.val_size // dist.world_size(),
                     relative_tolerance=config.finetune_relative_tolerance,
                     early_stop=config.finetune_early_stop,
                     keep_best=config.finetune_keep_best,
+                    sync_gradients=dist.average_gradients_,
+                    reduce_loss=dist.average,
                 )
                 report.block_finetune[ctx.index] = asdict(res)
                 log.info(
@@ -165,12 +169,14 @@ def quantize_(
                     min(res.val_loss, default=res.initial_val_loss),
                 )
             if ckpt is not None:
-                save_block(ctx.block, ckpt, ctx.index)
+                if dist.rank() == 0:
+                    save_block(ctx.block, ckpt, ctx.index)
+                dist.barrier()
 
     if todo:
         run_calibration(
             model,
-            calibration,
+            local,
             callback,
             CalibConfig(
                 offload=offload, device=device, true_sequential=config.true_sequential, progress=progress
