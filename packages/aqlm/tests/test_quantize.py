@@ -85,8 +85,8 @@ def test_resume_after_a_crash_gives_the_same_model(tiny, tmp_path, monkeypatch):
     real = Q.save_block
     calls = []
 
-    def crash_after_first_block(block, ckpt, i):
-        real(block, ckpt, i)
+    def crash_after_first_block(ckpts, block, i):
+        real(ckpts, block, i)
         calls.append(i)
         if i == 0:
             raise Crash

@@ -22,9 +22,11 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -303,3 +305,87 @@ def _xtx_hook(name, sums, counts, dtype):
         counts[name] += x.shape[0]
 
     return hook
+
+
+class BlockCheckpoints:
+    """Finished blocks of a resumable layer-by-layer job: one safetensors file per block, written
+    atomically, in a folder tied to one configuration (a run never mixes blocks of two).
+
+    Parameters
+    ----------
+    folder : path
+        Created if missing.
+    config : dict
+        The method's configuration (JSON-serialisable); stored as ``config_name`` in the folder.
+    resume : bool
+        Blocks already in the folder may be reused; without it a folder holding blocks is refused.
+    write : bool
+        Whether this process writes (False on all but rank 0 of a distributed run).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        config: dict,
+        *,
+        resume: bool,
+        config_name: str = "config.json",
+        write: bool = True,
+    ):
+        from papercore.io import write_json
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / config_name
+        current = json.loads(json.dumps(config))  # as JSON sees it (tuples become lists)
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved != current:
+                diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+                raise ValueError(
+                    f"{self.folder} holds blocks quantized with another configuration (differs in: "
+                    f"{', '.join(diff)}): use another checkpoint folder or the same options"
+                )
+            if not resume and any(self.folder.glob("block_*.safetensors")):
+                raise ValueError(
+                    f"{self.folder} already holds quantized blocks: pass --resume (resume=True) "
+                    "to continue, or choose a new folder"
+                )
+        if write:
+            write_json(path, current)
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"block_{index:04d}.safetensors"
+
+    def done(self, index: int) -> bool:
+        return self.path(index).exists()
+
+    def save(self, block: nn.Module, index: int) -> None:
+        """Save a finished block's tensors (its quantized layers included)."""
+        from papercore.io import save_tensors
+
+        save_tensors(self.path(index), dict(block.state_dict()), metadata={"block": str(index)})
+
+    def load(
+        self,
+        block: nn.Module,
+        index: int,
+        make_layer: Callable[[str, nn.Linear, dict[str, torch.Tensor]], nn.Module | None],
+    ) -> None:
+        """Load a saved block: ``make_layer(name, linear, state)`` returns the (empty) quantized layer
+        that replaces ``linear``, or None to keep it; then every saved tensor must fit the block."""
+        from papercore.io import load_tensors
+
+        state = load_tensors(self.path(index))
+        for name, module in list(block.named_modules()):
+            if isinstance(module, nn.Linear):
+                layer = make_layer(name, module, state)
+                if layer is not None:
+                    layer.requires_grad_(False)
+                    block.set_submodule(name, layer)
+        missing, unexpected = block.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{self.path(index)} does not match block {index}: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}"
+            )

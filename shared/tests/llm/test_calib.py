@@ -189,3 +189,25 @@ def test_gemma_family_blocks():
     )
     for i in range(2):
         assert rel_error(torch.cat(got[i]), torch.cat(expected[i])) <= 1e-5
+
+
+def test_block_checkpoints_round_trip_and_refusals(tmp_path):
+    from papercore.calib import BlockCheckpoints
+
+    model = make_model("llama")
+    ckpts = BlockCheckpoints(tmp_path, {"bits": 2, "groups": (8,)}, resume=False)
+    ckpts.save(model.model.layers[0], 0)
+    assert ckpts.done(0) and not ckpts.done(1)
+    other = make_model("llama")
+    with torch.no_grad():
+        other.model.layers[0].mlp.up_proj.weight.zero_()
+    BlockCheckpoints(tmp_path, {"bits": 2, "groups": (8,)}, resume=True).load(
+        other.model.layers[0], 0, lambda name, linear, state: None
+    )
+    assert torch.equal(other.model.layers[0].mlp.up_proj.weight, model.model.layers[0].mlp.up_proj.weight)
+    with pytest.raises(ValueError, match="--resume"):
+        BlockCheckpoints(tmp_path, {"bits": 2, "groups": [8]}, resume=False)
+    with pytest.raises(ValueError, match="differs in: bits"):
+        BlockCheckpoints(tmp_path, {"bits": 3, "groups": [8]}, resume=True)
+    with pytest.raises(ValueError, match="does not match block 0"):
+        ckpts.load(model.model.layers[1].mlp, 0, lambda name, linear, state: None)

@@ -10,7 +10,6 @@ With a checkpoint folder, an interrupted run resumes after the last finished blo
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -24,9 +23,9 @@ from aqlm import distributed as dist
 from aqlm.config import AQLMConfig
 from aqlm.finetune import finetune_block
 from aqlm.quantized_linear import QuantizedLinear
-from papercore.calib import BlockContext, CalibConfig, run_calibration
+from papercore.calib import BlockCheckpoints, BlockContext, CalibConfig, run_calibration
 from papercore.hf_compat import decoder_layers
-from papercore.io import load_tensors, save_tensors, write_json
+from papercore.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +123,26 @@ def quantize_(
     local = dist.shard(calibration)  # this process's share of the sequences (all of them when alone)
     t0 = time.perf_counter()
     report = QuantizationReport(config.to_dict(), calibration_sequences=local.shape[0])
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     layers = decoder_layers(model)
     todo = list(range(len(layers)))
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
-        _check_checkpoint_config(ckpt, config, resume)
-        dist.barrier()  # every rank has checked before rank 0 may write the config
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = BlockCheckpoints(
+            checkpoint_dir,
+            config.to_dict(),
+            resume=resume,
+            config_name="aqlm_config.json",
+            write=dist.rank() == 0,
+        )
+        dist.barrier()  # every rank has checked the folder before anyone goes on
         if resume:
             for i in list(todo):
-                if _block_file(ckpt, i).exists():
-                    load_block(layers[i], ckpt, i, config)
+                if ckpt.done(i):
+                    load_block(ckpt, layers[i], i, config)
                     todo.remove(i)
                     report.resumed_blocks.append(i)
             if report.resumed_blocks:
-                log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt)
+                log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt.folder)
 
     def callback(ctx: BlockContext) -> None:
         names = [n for n in ctx.linears if n.rsplit(".", 1)[-1] not in config.skip]
@@ -170,7 +174,7 @@ def quantize_(
                 )
             if ckpt is not None:
                 if dist.rank() == 0:
-                    save_block(ctx.block, ckpt, ctx.index)
+                    save_block(ckpt, ctx.block, ctx.index)
                 dist.barrier()
 
     if todo:
@@ -185,7 +189,7 @@ def quantize_(
         )
     report.seconds = time.perf_counter() - t0
     if ckpt is not None and dist.rank() == 0:
-        write_json(ckpt / "report.json", report.to_dict())
+        write_json(ckpt.folder / "report.json", report.to_dict())
     return report
 
 
@@ -258,60 +262,29 @@ def _quantize_linear(
 
 
 # ------------------------------------------------------------------ per-block checkpoints
-def _block_file(ckpt: Path, i: int) -> Path:
-    return ckpt / f"block_{i:04d}.safetensors"
+def save_block(ckpts: BlockCheckpoints, block: nn.Module, i: int) -> None:
+    ckpts.save(block, i)
 
 
-def _check_checkpoint_config(ckpt: Path, config: AQLMConfig, resume: bool) -> None:
-    """A checkpoint folder belongs to one configuration: refuse to mix blocks of two."""
-    path = ckpt / "aqlm_config.json"
-    current = json.loads(json.dumps(config.to_dict()))  # as JSON sees it (tuples become lists)
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != current:
-            diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            raise ValueError(
-                f"{ckpt} holds blocks quantized with another configuration (differs in: "
-                f"{', '.join(diff)}): use another checkpoint folder or the same options"
-            )
-        if not resume and any(ckpt.glob("block_*.safetensors")):
-            raise ValueError(
-                f"{ckpt} already holds quantized blocks: pass --resume to continue, or choose a new folder"
-            )
-    if dist.rank() == 0:
-        write_json(path, config.to_dict())
-
-
-def save_block(block: nn.Module, ckpt: Path, i: int) -> None:
-    """Save a finished block's tensors (quantized linears included) atomically."""
-    tensors = {k: v for k, v in block.state_dict().items()}
-    save_tensors(_block_file(ckpt, i), tensors, metadata={"block": str(i)})
-
-
-def load_block(block: nn.Module, ckpt: Path, i: int, config: AQLMConfig) -> None:
+def load_block(ckpts: BlockCheckpoints, block: nn.Module, i: int, config: AQLMConfig) -> None:
     """Swap the block's linears for QuantizedLinear layers and load a saved block into it."""
-    state = load_tensors(_block_file(ckpt, i))
-    for name, module in list(block.named_modules()):
-        if isinstance(module, nn.Linear) and f"{name}.codes" in state:
-            q = QuantizedLinear(
-                module.in_features,
-                module.out_features,
-                config.in_group_size,
-                config.out_group_size,
-                config.num_codebooks,
-                config.nbits_per_codebook,
-                bias=module.bias is not None,
-                device=module.weight.device,
-                dtype=module.weight.dtype,
-            )
-            q.requires_grad_(False)
-            block.set_submodule(name, q)
-    missing, unexpected = block.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{_block_file(ckpt, i)} does not match block {i}: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}"
+
+    def make_layer(name, module, state):
+        if f"{name}.codes" not in state:
+            return None
+        return QuantizedLinear(
+            module.in_features,
+            module.out_features,
+            config.in_group_size,
+            config.out_group_size,
+            config.num_codebooks,
+            config.nbits_per_codebook,
+            bias=module.bias is not None,
+            device=module.weight.device,
+            dtype=module.weight.dtype,
         )
+
+    ckpts.load(block, i, make_layer)
 
 
 def model_bits(model: nn.Module) -> dict[str, float]:

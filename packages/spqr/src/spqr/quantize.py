@@ -9,7 +9,6 @@ finished block is saved atomically and an interrupted run resumes after the last
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from papercore.calib import BlockContext, CalibConfig, run_calibration
+from papercore.calib import BlockCheckpoints, BlockContext, CalibConfig, run_calibration
 from papercore.hf_compat import decoder_layers
-from papercore.io import load_tensors, save_tensors, write_json
 from spqr.config import FP16_STATS, SpQRConfig
 from spqr.engine import quantize_weight
 from spqr.quantized_linear import QuantizedLinear
@@ -115,18 +113,19 @@ def quantize_(
     report = QuantizationReport()
     layers = decoder_layers(model)
     todo = list(range(len(layers)))
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
-        _check_checkpoint_config(ckpt, config, resume)
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = BlockCheckpoints(
+            checkpoint_dir, config.to_dict(), resume=resume, config_name="spqr_config.json"
+        )
         if resume:
             for i in list(todo):
-                if _block_file(ckpt, i).exists():
-                    load_block(layers[i], ckpt, i, config)
+                if ckpt.done(i):
+                    load_block(ckpt, layers[i], i, config)
                     todo.remove(i)
                     report.resumed_blocks.append(i)
             if report.resumed_blocks:
-                log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt)
+                log.info("resuming: blocks %s loaded from %s", report.resumed_blocks, ckpt.folder)
 
     def callback(ctx: BlockContext) -> None:
         for name, linear in list(ctx.linears.items()):
@@ -152,7 +151,7 @@ def quantize_(
                 )
             )
         if ckpt is not None:
-            save_block(ctx.block, ckpt, ctx.index)
+            ckpt.save(ctx.block, ctx.index)
 
     if todo:
         run_calibration(
@@ -166,55 +165,23 @@ def quantize_(
 
 
 # ------------------------------------------------------------------ per-block checkpoints
-def _block_file(ckpt: Path, i: int) -> Path:
-    return ckpt / f"block_{i:04d}.safetensors"
-
-
-def _check_checkpoint_config(ckpt: Path, config: SpQRConfig, resume: bool) -> None:
-    """A checkpoint folder belongs to one configuration: refuse to mix blocks of two."""
-    path = ckpt / "spqr_config.json"
-    current = json.loads(json.dumps(config.to_dict()))
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != current:
-            diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            raise ValueError(
-                f"{ckpt} holds blocks quantized with another configuration (differs in: "
-                f"{', '.join(diff)}): use another checkpoint folder or the same options"
-            )
-        if not resume and any(ckpt.glob("block_*.safetensors")):
-            raise ValueError(
-                f"{ckpt} already holds quantized blocks: pass resume (--resume) to continue, or choose a new folder"
-            )
-    write_json(path, config.to_dict())
-
-
-def save_block(block: nn.Module, ckpt: Path, i: int) -> None:
-    """Save a finished block's tensors (QuantizedLinear buffers included) atomically."""
-    save_tensors(_block_file(ckpt, i), dict(block.state_dict()), metadata={"block": str(i)})
-
-
-def load_block(block: nn.Module, ckpt: Path, i: int, config: SpQRConfig) -> None:
+def load_block(ckpts: BlockCheckpoints, block: nn.Module, i: int, config: SpQRConfig) -> None:
     """Swap the block's linears for QuantizedLinear layers shaped by the saved block, and load it."""
-    state = load_tensors(_block_file(ckpt, i))
-    for name, module in list(block.named_modules()):
-        if isinstance(module, nn.Linear) and f"{name}.codes" in state:
-            q = QuantizedLinear.from_config(
-                config,
-                module.in_features,
-                module.out_features,
-                nnz=state[f"{name}.outlier_values"].shape[0],
-                bias=module.bias is not None,
-                device=module.weight.device,
-                dtype=module.weight.dtype,
-            )
-            q.requires_grad_(False)
-            block.set_submodule(name, q)
-    missing, unexpected = block.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{_block_file(ckpt, i)} does not match block {i}: missing {missing[:3]}, unexpected {unexpected[:3]}"
+
+    def make_layer(name, module, state):
+        if f"{name}.codes" not in state:
+            return None
+        return QuantizedLinear.from_config(
+            config,
+            module.in_features,
+            module.out_features,
+            nnz=state[f"{name}.outlier_values"].shape[0],
+            bias=module.bias is not None,
+            device=module.weight.device,
+            dtype=module.weight.dtype,
         )
+
+    ckpts.load(block, i, make_layer)
 
 
 def model_bits(model: nn.Module) -> dict[str, float]:
