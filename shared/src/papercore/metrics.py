@@ -91,6 +91,29 @@ def _logits(model, ids, chunk_size, cache_factory):
     return torch.cat(pieces, dim=1)
 
 
+def corpus_perplexity(
+    model,
+    tokenizer,
+    dataset: str = "stdlib",
+    seqlen: int = 128,
+    max_windows: int | None = None,
+    *,
+    device=None,
+    batch_size: int = 8,
+) -> float:
+    """:func:`perplexity` on the evaluation split of a named corpus or local path (the CLIs' evaluation)."""
+    from papercore.data import eval_windows, get_eval_stream
+
+    stream = get_eval_stream(dataset, tokenizer)
+    return perplexity(
+        model,
+        eval_windows(stream, seqlen, max_windows=max_windows),
+        batch_size=batch_size,
+        device=device,
+        progress=False,
+    )
+
+
 def unigram_perplexity(train_stream: torch.Tensor, windows: torch.Tensor, vocab_size: int) -> float:
     """Perplexity of the add-one-smoothed unigram model fitted on ``train_stream``, scored like
     :func:`perplexity` (every token of each window but the first)."""

@@ -258,6 +258,25 @@ def load(
     return model, load_tokenizer(path)
 
 
+def load_model(spec: str, *, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32):
+    """``(model, tokenizer, path)`` for ``spec``: ``"zoo:NAME"`` (a trained recipe, built on first use) or
+    a saved transformers model folder. The CLIs' ``--model`` argument."""
+    from transformers import AutoModelForCausalLM
+
+    from papercore.data import load_tokenizer
+
+    if spec.startswith("zoo:"):
+        path = load_path(spec.removeprefix("zoo:"), device=device)
+    else:
+        path = Path(spec)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"--model {spec}: no config.json there; pass a saved transformers model folder or zoo:tiny"
+            )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device or "cpu").eval()
+    return model, load_tokenizer(path), path
+
+
 def tokenizer(vocab_size: int = 4096):
     """The shared local tokenizer (trained on the stdlib train split), cached on disk."""
     from papercore.data import load_tokenizer, train_tokenizer

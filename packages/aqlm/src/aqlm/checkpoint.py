@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from aqlm.quantized_linear import QuantizedLinear
+from papercore.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +54,14 @@ def quantization_config(model: nn.Module) -> dict:
 
 def save_quantized(model: nn.Module, path: str | os.PathLike, tokenizer=None) -> Path:
     """Save a quantized transformers model as an upstream-format AQLM checkpoint (atomically)."""
-    import shutil
-    import tempfile
-
     path = Path(path)
     qcfg = quantization_config(model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=_mkdir(path.parent)))
-    try:
+    with atomic_dir(path) as tmp:
         model.config.quantization_config = qcfg
         model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
-
-
-def _mkdir(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def replace_linears(model: nn.Module, qcfg: dict, *, device=None, dtype=None) -> list[str]:

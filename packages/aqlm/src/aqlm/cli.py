@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aqlm import __version__
 from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
+from papercore.metrics import corpus_perplexity
+from papercore.zoo import load_model
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +50,6 @@ class QuantizeOptions:
     )
     eval_seqlen: int | None = None
     eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
-
-
-def _load_model(spec: str, device, dtype):
-    from transformers import AutoModelForCausalLM
-
-    from papercore import zoo
-    from papercore.data import load_tokenizer
-
-    if spec.startswith("zoo:"):
-        path = zoo.load_path(spec.removeprefix("zoo:"), device=device)
-    else:
-        path = Path(spec)
-        if not (path / "config.json").is_file():
-            raise UserError(
-                f"--model {spec}: no config.json there; pass a saved transformers model folder or zoo:tiny"
-            )
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
-    return model, load_tokenizer(path), path
 
 
 def _aqlm_config(opts: QuantizeOptions):
@@ -105,14 +89,16 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     out = opts.out or Path(tempfile.mkdtemp(prefix="aqlm-"))
     if out.exists() and any(out.iterdir()) and not opts.resume and not (out / "blocks").exists():
         raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume a run)")
-    model, tok, src = _load_model(opts.model, device, dtype)
+    model, tok, src = load_model(opts.model, device=device, dtype=dtype)
     check_model(model, config)  # unsupported models, group sizes, non-finite weights: before any work
     calib = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed)
     print(
         f"quantizing {src} with AQLM {config.scheme} on {opts.nsamples}x{opts.seqlen} tokens of {opts.dataset}"
     )
     eval_seqlen = opts.eval_seqlen or opts.seqlen
-    ppl_before = _perplexity(model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device)
+    ppl_before = corpus_perplexity(
+        model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device=device
+    )
     t0 = time.perf_counter()
     report = quantize_(
         model,
@@ -126,7 +112,9 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     )
     seconds = time.perf_counter() - t0
     save_quantized(model, out / "model", tokenizer=tok)
-    ppl_after = _perplexity(model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device)
+    ppl_after = corpus_perplexity(
+        model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device=device
+    )
     bits = model_bits(model)
     summary = {
         "model": str(src),
@@ -149,16 +137,6 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     return 0
 
 
-def _perplexity(model, tok, dataset, seqlen, windows, device) -> float:
-    from papercore.data import eval_windows, get_eval_stream
-    from papercore.metrics import perplexity
-
-    stream = get_eval_stream(dataset, tok)
-    return perplexity(
-        model, eval_windows(stream, seqlen, max_windows=windows), batch_size=8, device=device, progress=False
-    )
-
-
 @dataclass
 class EvalOptions:
     model: Path = field(default=Path("."), metadata={"help": "a quantized (or plain) model folder"})
@@ -178,7 +156,7 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
         )
     model = load_quantized(opts.model, device=common.torch_device)
     tok = load_tokenizer(opts.model)
-    ppl = _perplexity(model, tok, opts.dataset, opts.seqlen, opts.windows, common.torch_device)
+    ppl = corpus_perplexity(model, tok, opts.dataset, opts.seqlen, opts.windows, device=common.torch_device)
     bits = model_bits(model)
     print(f"perplexity {ppl:.3f} ({opts.dataset}, seqlen {opts.seqlen})")
     print(
@@ -225,13 +203,13 @@ def finetune(opts: FinetuneOptions, common: CommonOptions) -> int:
         raise UserError(f"--quantized {opts.quantized}: no quantized model there (expected config.json)")
     device = common.torch_device
     student = load_quantized(qpath, device=device)
-    teacher, tok, _ = _load_model(opts.teacher, device, next(student.parameters()).dtype)
+    teacher, tok, _ = load_model(opts.teacher, device=device, dtype=next(student.parameters()).dtype)
     if teacher.config.vocab_size != student.config.vocab_size:
         raise UserError(
             "--teacher has another vocabulary than the quantized model: pass the model it was quantized from"
         )
     data = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed + 1)
-    before = _perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device)
+    before = corpus_perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device=device)
     res = distill_(
         student,
         teacher,
@@ -245,7 +223,7 @@ def finetune(opts: FinetuneOptions, common: CommonOptions) -> int:
         code_lr=opts.code_lr,
         seed=common.seed,
     )
-    after = _perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device)
+    after = corpus_perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device=device)
     save_quantized(student, opts.out, tokenizer=tok)
     write_resolved_config(opts.out, opts, common)
     print(

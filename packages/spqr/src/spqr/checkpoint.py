@@ -26,13 +26,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from papercore.io import atomic_dir
 from spqr.config import SpQRConfig
 from spqr.quantized_linear import QuantizedLinear
 
@@ -88,19 +87,14 @@ def save_quantized(
     """Save a model with QuantizedLinear layers (written to a temporary folder, then renamed onto ``path``)."""
     path = Path(path)
     qcfg = quantization_config(model, config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     old = model.config.to_dict().get("quantization_config")
     try:
-        model.config.quantization_config = qcfg
-        model.save_pretrained(tmp, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with atomic_dir(path) as tmp:
+            model.config.quantization_config = qcfg
+            model.save_pretrained(tmp, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if old is None:
             del model.config.quantization_config
         else:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
+from papercore.metrics import corpus_perplexity
+from papercore.zoo import load_model
 from spqr import __version__
 
 log = logging.getLogger(__name__)
@@ -51,35 +53,6 @@ def _spqr_config(opts: QuantizeOptions):
     return SpQRConfig.from_preset(opts.preset, **overrides)
 
 
-def _load_model(spec: str, device):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from papercore import zoo
-    from papercore.data import load_tokenizer
-
-    if spec.startswith("zoo:"):
-        path = zoo.load_path(spec.removeprefix("zoo:"), device=device)
-    else:
-        path = Path(spec)
-        if not (path / "config.json").is_file():
-            raise UserError(
-                f"--model {spec}: no config.json there; pass a saved transformers model folder or zoo:tiny"
-            )
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
-    return model, load_tokenizer(path), path
-
-
-def _perplexity(model, tok, dataset, seqlen, windows, device) -> float:
-    from papercore.data import eval_windows, get_eval_stream
-    from papercore.metrics import perplexity
-
-    stream = get_eval_stream(dataset, tok)
-    return perplexity(
-        model, eval_windows(stream, seqlen, max_windows=windows), batch_size=8, device=device, progress=False
-    )
-
-
 def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     """Quantize a model block by block; save OUT/model, OUT/summary.json and OUT/resolved_config.json."""
     from papercore.data import get_calibration_data
@@ -94,19 +67,23 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     out = opts.out
     if out is not None and out.exists() and any(out.iterdir()) and not opts.resume:
         raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume a run)")
-    model, tok, src = _load_model(opts.model, device)
+    model, tok, src = load_model(opts.model, device=device)
     check_model(model, config)  # group sizes, non-finite weights: before any work
     out = out or Path(tempfile.mkdtemp(prefix="spqr-"))
     calib = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed)
     print(
         f"quantizing {src} with SpQR {opts.preset} ({config.method}) on {opts.nsamples}x{opts.seqlen} tokens"
     )
-    ppl_before = _perplexity(model, tok, opts.eval_dataset, opts.seqlen, opts.eval_windows, device)
+    ppl_before = corpus_perplexity(
+        model, tok, opts.eval_dataset, opts.seqlen, opts.eval_windows, device=device
+    )
     t0 = time.perf_counter()
     report = quantize_(model, config, calib, checkpoint_dir=out / "blocks", resume=opts.resume, device=device)
     seconds = time.perf_counter() - t0
     save_quantized(model, out / "model", tokenizer=tok, config=config)
-    ppl_after = _perplexity(model, tok, opts.eval_dataset, opts.seqlen, opts.eval_windows, device)
+    ppl_after = corpus_perplexity(
+        model, tok, opts.eval_dataset, opts.seqlen, opts.eval_windows, device=device
+    )
     bits = model_bits(model)
     write_json(
         out / "summary.json",
@@ -156,7 +133,7 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
         )
     model = load_quantized(path, device=common.torch_device)
     tok = load_tokenizer(path)
-    ppl = _perplexity(model, tok, opts.dataset, opts.seqlen, opts.windows, common.torch_device)
+    ppl = corpus_perplexity(model, tok, opts.dataset, opts.seqlen, opts.windows, device=common.torch_device)
     bits = model_bits(model)
     print(f"perplexity {ppl:.3f} ({opts.dataset}, seqlen {opts.seqlen})")
     print(
