@@ -82,6 +82,23 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return load_file(str(path), device=str(device))
 
 
+def safetensors_headers(folder: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``name -> (shape, safetensors dtype such as "F16" or "I8")`` for every tensor of the ``*.safetensors``
+    files in ``folder``, read from the headers only (no tensor data is loaded)."""
+    from safetensors import safe_open
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no .safetensors weights in {folder}")
+    found = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():  # noqa: SIM118 (safe_open is not iterable)
+                sl = st.get_slice(key)
+                found[key] = (tuple(sl.get_shape()), sl.get_dtype())
+    return found
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from aqlm.quantized_linear import QuantizedLinear
-from papercore.io import atomic_dir
+from papercore.io import atomic_dir, safetensors_headers
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +130,7 @@ def expected_tensors(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype
 
 
 def _check_files(path: Path, expected: dict) -> None:
-    from safetensors import safe_open
-
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no .safetensors weights in {path}")
-    found: dict[str, tuple[tuple[int, ...], str]] = {}
-    for f in files:
-        with safe_open(str(f), framework="pt") as st:
-            for key in st.keys():  # noqa: SIM118 (safe_open is not iterable)
-                sl = st.get_slice(key)
-                found[key] = (tuple(sl.get_shape()), sl.get_dtype())
+    found = safetensors_headers(path)
     missing = [k for k in expected if k not in found]
     if missing:
         raise CheckpointError(

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from papercore.io import atomic_dir
+from papercore.io import atomic_dir, safetensors_headers
 from spqr.config import SpQRConfig
 from spqr.quantized_linear import QuantizedLinear
 
@@ -188,20 +188,10 @@ def expected_tensors(
 
 def check_checkpoint(path: str | os.PathLike) -> dict:
     """Check every tensor of the checkpoint against its config.json (headers only); raise CheckpointError."""
-    from safetensors import safe_open
-
     path = Path(path)
     qcfg = _read_qcfg(path)
     expected, _ = expected_tensors(path, qcfg)
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no .safetensors weights in {path}")
-    found: dict[str, tuple[tuple[int, ...], str]] = {}
-    for f in files:
-        with safe_open(str(f), framework="pt") as st:
-            for key in st.keys():  # noqa: SIM118 (safe_open is not iterable)
-                sl = st.get_slice(key)
-                found[key] = (tuple(sl.get_shape()), sl.get_dtype())
+    found = safetensors_headers(path)
     for key, (shape, st_dtype) in found.items():
         if key not in expected:
             raise CheckpointError(
