@@ -36,8 +36,9 @@ from papercore.bench import (
 )
 from papercore.kernels.packing import pack_bits
 from papercore.testing import rel_error
-from spqr.kernels import select_path, spqr_linear
-from spqr.kernels.triton_ops import triton_dequantize
+from spqr.kernels import select_path, spqr_linear, triton_ops
+from spqr.kernels.layout import layout_of
+from spqr.kernels.triton_ops import FastConfig, fast_gemv, triton_dequantize
 from spqr.quantized_linear import QuantizedLinear, build_csr, index_dtype
 
 SHAPES = {"7b": (4096, 11008), "13b": (5120, 13824), "70b": (8192, 28672)}  # gate_proj in x out
@@ -78,6 +79,51 @@ def make_layer(in_f: int, out_f: int, outliers: float = 0.01, device=None) -> Qu
 
 def layer_bytes(layer: QuantizedLinear) -> int:
     return sum(b.numel() * b.element_size() for b in layer.buffers())
+
+
+def read_bytes(layer: QuantizedLinear) -> int:
+    """Bytes the fast kernel reads: its layout (codes, statistic codes, outlier deltas) and the stored
+    permutation, second-level statistics and CSR indices."""
+    lay = layout_of(layer)
+    shared = [layer.perm, layer.outlier_row_offsets, layer.outlier_col_indices]
+    shared += [getattr(layer, f"{s}_qq_{p}") for s in ("scale", "zero") for p in ("scale", "zero")]
+    return lay.nbytes + sum(t.numel() * t.element_size() for t in shared)
+
+
+def sweep(shape: str, tokens: int, outliers: float) -> FastConfig:
+    """Time the fast kernel's launch settings at one shape; return the fastest."""
+    in_f, out_f = SHAPES[shape]
+    x = torch.randn(tokens, in_f, device=DEVICE, dtype=torch.float16)
+    layers = rotated(make_layer, layer_bytes, in_f, out_f, outliers)
+    blocks = (8, 16, 32) if tokens == 1 else (16, 32, 64)
+    ks = (128, 256, 512) if tokens == 1 else (64, 128, 256)
+    results = []
+    for bo in blocks:
+        for bk in ks:
+            for warps in (2, 4, 8):
+                cfg = FastConfig(bo, bk, warps)
+                try:
+                    us, _ = graph_time_us([partial(fast_gemv, x, lay, None, config=cfg) for lay in layers])
+                except Exception as e:  # a config that does not compile (registers, shared memory)
+                    print(f"  sweep {cfg}: {type(e).__name__}")
+                    continue
+                results.append((us, cfg))
+    results.sort(key=lambda r: r[0])
+    for _, cfg in results:  # the fastest setting that is also right
+        err = rel_error(
+            fast_gemv(x, layers[0], None, config=cfg), F.linear(x.double(), layers[0].dequantize().double())
+        )
+        if err <= TOL[torch.float16]:
+            break
+        print(f"  sweep {cfg}: relative error {err:.1e}, skipped")
+    results = [r for r in results if r[1] == cfg] + [r for r in results if r[1] != cfg]
+    for us, cfg in results[:5]:
+        print(
+            f"  sweep {shape} {tokens} tok: {cfg.block_o} rows x {cfg.block_k} cols, {cfg.num_warps} warps: {us:.2f} us"
+        )
+    del layers
+    torch.cuda.empty_cache()
+    return results[0][1]
 
 
 def poison() -> None:
@@ -146,7 +192,7 @@ def run_benchmark(args) -> list[Entry]:
             layers = rotated(make_layer, layer_bytes, in_f, out_f, args.outliers)
             path = select_path(x, layers[0])
             us, iqr = graph_time_us([partial(spqr_linear, x, lay) for lay in layers])
-            gbs = (layer_bytes(layers[0]) + io_bytes) / us / 1e3
+            gbs = (read_bytes(layers[0]) + io_bytes) / us / 1e3
             bpp = layers[0].bits_per_parameter
             line = (f"{shape} {tokens} tok spqr w3 ({bpp:.2f} bits/param, nnz {layers[0].nnz}) [{path}]: "
                     f"{us:.2f} us (IQR {iqr:.2f}), x{base_us / us:.2f} vs fp16, {gbs:.0f} GB/s = "
@@ -170,6 +216,7 @@ def main() -> None:
     ap.add_argument("--tokens", default="1,16")
     ap.add_argument("--outliers", type=float, default=0.01, help="share of outlier weights")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="tune the fast kernel's launch settings first")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_matvec.py needs a CUDA GPU")
@@ -180,6 +227,11 @@ def main() -> None:
         t0 = time.time()
         check_accuracy()
         print(f"check took {time.time() - t0:.0f} s")
+    if args.sweep:
+        for tokens, key in ((1, 1), (16, 16)):
+            best = sweep("7b", tokens, args.outliers)
+            print(f"best for {tokens} tokens: {best}")
+            triton_ops.FAST_TUNING[key] = best
     entries = run_benchmark(args)
     write_results(entries, args.json, "spqr kernels")
 

@@ -275,7 +275,12 @@ class QuantizedLinear(nn.Module):
         return bits
 
     # ------------------------------------------------------------------ fp16 buffers keep their dtype
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._kernel_layout = None  # the fast kernel's layout is rebuilt from the new buffers
+        return super()._load_from_state_dict(*args, **kwargs)
+
     def _apply(self, fn, recurse=True):
+        self._kernel_layout = None
         halves = [k for k, b in self._buffers.items() if b is not None and b.dtype == torch.float16]
         for k in halves:  # integer views are moved between devices but never cast
             self._buffers[k] = self._buffers[k].view(torch.int16)

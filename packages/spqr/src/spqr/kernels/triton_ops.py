@@ -65,6 +65,68 @@ def invert_perm(perm: torch.Tensor) -> torch.Tensor:
     return inv
 
 
+@dataclass(frozen=True)
+class FastConfig:
+    """Launch settings of the fast kernel: ``block_o`` rows per program, ``block_k`` permuted
+    columns per step (a multiple of 16), ``outlier_chunk`` outliers per row per step."""
+
+    block_o: int = 16
+    block_k: int = 256
+    num_warps: int = 4
+    num_stages: int = 2
+    outlier_chunk: int = 16
+
+
+# Measured on an H200 (benchmarks/bench_matvec.py --sweep), keyed by "one token" / "several".
+FAST_TUNING = {1: FastConfig(16, 256, 4), 16: FastConfig(32, 128, 4)}
+
+
+def fast_gemv(
+    x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: FastConfig | None = None
+) -> torch.Tensor:
+    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 16``, with the
+    fast kernel on the layer's :class:`~spqr.kernels.layout.KernelLayout` (built on first use)."""
+    from spqr.kernels.layout import layout_of
+
+    require_triton(x.device)
+    t, i = x.shape
+    o = layer.out_features
+    if t > MAX_TOKENS:
+        raise ValueError(f"fast_gemv takes at most {MAX_TOKENS} tokens, got {t}")
+    lay = layout_of(layer)
+    x = x.contiguous()
+    y = torch.empty(t, o, dtype=x.dtype, device=x.device)
+    if t == 0 or o == 0:
+        return y
+    td = 1 if t == 1 else 16
+    cfg = config or FAST_TUNING[td]
+    block_o, block_k = cfg.block_o, cfg.block_k
+    if interpreter_enabled():
+        block_o, block_k = 16, 32  # small tiles: several steps in the tests
+    quantized = lay.stats is not None
+    dummy = lay.lo
+    sqs = layer.scale_qq_scale if quantized else dummy
+    args = (
+        x, layer.perm, lay.lo, lay.hi,
+        lay.stats if quantized else dummy, dummy if quantized else lay.scale16,
+        dummy if quantized else lay.zero16,
+        sqs, layer.scale_qq_zero if quantized else dummy,
+        layer.zero_qq_scale if quantized else dummy, layer.zero_qq_zero if quantized else dummy,
+        layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta,
+        bias if bias is not None else dummy, y,
+        t, o, i, lay.lo.shape[1], lay.hi.shape[-1] if lay.hi.dim() == 2 else 1,
+        i // layer.groupsize, x.stride(0), y.stride(0),
+    )  # fmt: skip
+    _fast_kernels().fast_gemv_kernel[(-(-o // block_o),)](
+        *args,
+        HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=not quantized,
+        BLOCK_O=block_o, BK=block_k, TD=td, OCH=cfg.outlier_chunk, FP32=x.dtype == torch.float32,
+        HAS_BIAS=bias is not None, HAS_OUTLIERS=lay.delta.numel() > 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )  # fmt: skip
+    return y
+
+
 def triton_gemv(
     x: torch.Tensor,
     layer,
@@ -73,8 +135,16 @@ def triton_gemv(
     inv_perm: torch.Tensor | None = None,
     config: GemvConfig | None = None,
 ) -> torch.Tensor:
-    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 16``, in one
-    launch (plus the inverse permutation when the layer has outliers and ``inv_perm`` is None)."""
+    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 16``.
+
+    Layers with a fast layout (:func:`spqr.kernels.layout.fast_supported`: 2-4-bit codes, groups of a
+    multiple of 16, the default statistics) go through :func:`fast_gemv`; the others through the
+    generic kernel that reads the stored bitstreams directly (one launch, plus the inverse
+    permutation when the layer has outliers and ``inv_perm`` is None)."""
+    from spqr.kernels.layout import fast_supported
+
+    if config is None and fast_supported(layer) and x.shape[0] <= MAX_TOKENS:
+        return fast_gemv(x, layer, bias)
     require_triton(x.device)
     t, i = x.shape
     o = layer.out_features
@@ -151,6 +221,16 @@ def triton_dequantize(layer, dtype: torch.dtype, *, config: DequantConfig | None
 
 
 _KERNELS = None
+_FAST = None
+
+
+def _fast_kernels():
+    global _FAST
+    if _FAST is None:
+        from spqr.kernels import _fast
+
+        _FAST = _fast
+    return _FAST
 
 
 def _kernels():
