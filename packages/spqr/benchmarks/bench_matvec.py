@@ -38,7 +38,7 @@ from papercore.kernels.packing import pack_bits
 from papercore.testing import rel_error
 from spqr.kernels import select_path, spqr_linear, triton_ops
 from spqr.kernels.layout import layout_of
-from spqr.kernels.triton_ops import FastConfig, fast_gemv, triton_dequantize
+from spqr.kernels.triton_ops import FastConfig, fast_gemv, fast_linear_dequant
 from spqr.quantized_linear import QuantizedLinear, build_csr, index_dtype
 
 SHAPES = {"7b": (4096, 11008), "13b": (5120, 13824), "70b": (8192, 28672)}  # gate_proj in x out
@@ -162,7 +162,7 @@ def rotated(make, nbytes_of, *args, **kwargs) -> list:
 
 
 def dequant_gemm(x, layer):
-    return F.linear(x, triton_dequantize(layer, x.dtype))
+    return fast_linear_dequant(x, layer)
 
 
 def run_benchmark(args) -> list[Entry]:

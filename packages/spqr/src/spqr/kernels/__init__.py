@@ -7,12 +7,15 @@
 ==================  ===============================================================================
 path                when
 ==================  ===============================================================================
-``triton_gemv``     Triton, <= 16 tokens, power-of-two groupsize: one kernel unpacks the codes and
-                    the bilevel statistics in registers, gathers ``x[:, perm]``, accumulates all
+``triton_gemv``     Triton, <= 16 tokens, power-of-two groupsize: one kernel decodes the codes and
+                    the bilevel statistics in registers, reads ``x[:, perm]``, accumulates all
                     tokens in float32, then (fused, same program) adds the outlier corrections
-                    ``(v - w_dense) * x[:, c]`` (outliers REPLACE the dense value)
+                    ``(v - w_dense) * x[:, c]`` (outliers REPLACE the dense value). Layers with
+                    the default statistics read the bit-split kernel layout
+                    (:mod:`spqr.kernels.layout`, built once per layer); others the stored bitstreams
 ``triton_dequant``  Triton, more tokens (or another groupsize): a Triton kernel writes the dense
                     weight in ``x.dtype`` (outliers replaced by a second small kernel), then ``F.linear``
+                    (with the kernel layout: in the permuted column order, against ``x[:, perm]``)
 ``dequant``         everything else (CPU, ``backend="torch"``, float64, ...): the torch reference
 ==================  ===============================================================================
 
@@ -120,9 +123,13 @@ def _linear(x, layer, bias, backend, inv_perm) -> torch.Tensor:
 
         y = triton_gemv(x2, layer, bias, inv_perm=inv_perm)
     elif path == "triton_dequant":
-        from spqr.kernels.triton_ops import triton_dequantize
+        from spqr.kernels.layout import fast_supported
+        from spqr.kernels.triton_ops import fast_linear_dequant, triton_dequantize
 
-        y = F.linear(x2, triton_dequantize(layer, x.dtype), bias)
+        if fast_supported(layer):
+            y = fast_linear_dequant(x2, layer, bias)
+        else:
+            y = F.linear(x2, triton_dequantize(layer, x.dtype), bias)
     else:
         y = F.linear(x2, layer.dequantize().to(x.dtype), bias)
     return y.reshape(*x.shape[:-1], layer.out_features)

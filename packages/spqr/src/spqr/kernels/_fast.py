@@ -5,7 +5,8 @@ Per program: ``BLOCK_O`` output rows, all ``T <= TD`` tokens, the whole input wi
 high bits in a second plane), so every word decodes with constant shifts and no code straddles
 two words. With one token the scale and zero are applied per group,
 ``sum_k s (q_k - z) x_k = s (sum_k q_k x_k - z sum_k x_k)``, so each weight costs one
-multiply-add; with more tokens the dequantized tile goes through ``tl.dot``. The outlier pass adds
+multiply-add; with more tokens the dequantized tile goes through ``tl.dot``. ``xp`` is ``x[:, perm]`` (gathered once
+by the launcher, so the weight loop reads it contiguously); ``x`` serves the outlier pass. The outlier pass adds
 ``delta * x[:, c]`` from the CSR (``delta = value - dense value``, precomputed by the layout).
 """
 
@@ -53,7 +54,7 @@ def _stats(st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, rows, g
 
 @triton.jit
 def fast_gemv_kernel(
-    x_ptr, perm_ptr, lo_ptr, hi_ptr, st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr,
+    x_ptr, xp_ptr, lo_ptr, hi_ptr, st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr,
     off_ptr, col_ptr, delta_ptr, bias_ptr, y_ptr,
     T, O, I, LOW, HIW, G, stride_x, stride_y,
     HB: tl.constexpr, GS: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr,
@@ -83,18 +84,16 @@ def fast_gemv_kernel(
                       (wj * 16) // GS, m, G, B2, STATS16)  # fmt: skip
         k = k0 + j[:, None] * 16 + i[None, :]
         kmask = wmask[:, None] & (i[None, :] < 16)
-        p = tl.load(perm_ptr + k, mask=kmask, other=0).to(tl.int64)
         if TD == 1:
-            xv = tl.load(x_ptr + p, mask=kmask, other=0).to(tl.float32)  # [W16, 16]
+            xv = tl.load(xp_ptr + k, mask=kmask, other=0).to(tl.float32)  # [W16, 16], permuted x
             part = tl.sum(q * xv[None, :, :], axis=2)
             acc += s * (part - z * tl.sum(xv, axis=1)[None, :])
         else:
             w = (s[:, :, None] * (q - z[:, :, None])).to(xdt)
             w = tl.reshape(w, (BLOCK_O, BK))
-            pk = tl.reshape(p, (BK,))
-            km = tl.reshape(kmask, (BK,))
+            kk = k0 + tl.arange(0, BK)
             xt = tl.load(
-                x_ptr + t[:, None] * stride_x + pk[None, :], mask=tmask[:, None] & km[None, :], other=0
+                xp_ptr + t[:, None] * I + kk[None, :], mask=tmask[:, None] & (kk < I)[None, :], other=0
             )
             if FP32:
                 acc2 = tl.dot(xt, tl.trans(w), acc2, input_precision="ieee")
@@ -127,3 +126,45 @@ def fast_gemv_kernel(
             acc2 += tl.load(bias_ptr + rows, mask=rmask, other=0).to(tl.float32)[None, :]
         ym = tmask[:, None] & rmask[None, :]
         tl.store(y_ptr + t[:, None] * stride_y + rows[None, :], acc2.to(y_ptr.dtype.element_ty), mask=ym)
+
+
+@triton.jit
+def fast_dequant_kernel(
+    lo_ptr, hi_ptr, st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, w_ptr,
+    O, I, LOW, HIW, G,
+    HB: tl.constexpr, GS: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr,
+    BLOCK_O: tl.constexpr, BK: tl.constexpr,
+):  # fmt: skip
+    """Dense weight in the **permuted** column order, ``W_perm[o, k] = s (q - z)`` (coalesced stores);
+    the caller permutes ``x`` instead and writes the outliers at their permuted columns."""
+    W16: tl.constexpr = BK // 16
+    rows = (tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)).to(tl.int64)
+    wj = tl.program_id(1) * W16 + tl.arange(0, W16)
+    m = (rows < O)[:, None] & (wj < LOW)[None, :]
+    q = _codes(lo_ptr, hi_ptr, rows, wj, m, LOW, HIW, HB).to(tl.float32)
+    s, z = _stats(st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, rows, (wj * 16) // GS, m, G,
+                  B2, STATS16)  # fmt: skip
+    w = s[:, :, None] * (q - z[:, :, None])
+    k = wj[:, None] * 16 + tl.arange(0, 16)[None, :]
+    tl.store(
+        w_ptr + rows[:, None, None] * I + k[None, :, :], w.to(w_ptr.dtype.element_ty), mask=m[:, :, None]
+    )
+
+
+@triton.jit
+def scatter_outliers_kernel(
+    off_ptr, pcol_ptr, val_ptr, w_ptr, O, I, BLOCK_O: tl.constexpr, OCH: tl.constexpr
+):
+    """``W_perm[o, pcol] = v`` for every outlier (``pcol``: its column in the permuted order)."""
+    rows = tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)
+    rmask = rows < O
+    start = tl.load(off_ptr + rows, mask=rmask, other=0)
+    cnt = tl.load(off_ptr + rows + 1, mask=rmask, other=0) - start
+    n = tl.max(cnt, axis=0)
+    for j0 in range(0, n, OCH):
+        j = j0 + tl.arange(0, OCH)
+        om = rmask[:, None] & (j[None, :] < cnt[:, None])
+        idx = start[:, None] + j[None, :]
+        c = tl.load(pcol_ptr + idx, mask=om, other=0).to(tl.int64)
+        v = tl.load(val_ptr + idx, mask=om, other=0)
+        tl.store(w_ptr + rows.to(tl.int64)[:, None] * I + c, v.to(w_ptr.dtype.element_ty), mask=om)

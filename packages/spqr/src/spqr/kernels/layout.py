@@ -39,11 +39,13 @@ class KernelLayout:
     scale16: torch.Tensor | None  # fp16 [O, G] when they are not
     zero16: torch.Tensor | None
     delta: torch.Tensor  # float32 [nnz]
+    perm: torch.Tensor  # int64 [I], for gathering x[:, perm] once per call
+    pcols: torch.Tensor  # int32 [nnz]: each outlier's column in the permuted order
     codes_ptr: int  # data_ptr of the layer's codes when built (a moved layer rebuilds)
 
     @property
     def nbytes(self) -> int:
-        ts = (self.lo, self.hi, self.stats, self.scale16, self.zero16, self.delta)
+        ts = (self.lo, self.hi, self.stats, self.scale16, self.zero16, self.delta)  # what the GEMV reads
         return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
 
@@ -90,6 +92,7 @@ def build_layout(layer) -> KernelLayout:
         zc = unpack_bits(layer.zero_codes, layer.qq_zero_bits, o * groups)
         stats = (sc | (zc << 4)).to(torch.uint8).view(o, groups)
     delta = layer.outlier_values.float()
+    pcols = torch.zeros(0, dtype=torch.int32, device=codes.device)
     if delta.numel():
         scale = layer.statistic("scale").repeat_interleave(layer.groupsize, 1)
         zero = layer.statistic("zero").repeat_interleave(layer.groupsize, 1)
@@ -100,7 +103,10 @@ def build_layout(layer) -> KernelLayout:
         k = inv[layer.outlier_col_indices.long()]
         dense = scale[rows, k] * (codes[rows, k].float() - zero[rows, k])
         delta = layer.outlier_values.float() - dense
-    return KernelLayout(lo, hi, hb, stats, scale16, zero16, delta, layer.codes.data_ptr())
+        pcols = k.to(torch.int32)
+    return KernelLayout(
+        lo, hi, hb, stats, scale16, zero16, delta, layer.perm.long(), pcols, layer.codes.data_ptr()
+    )
 
 
 def layout_of(layer) -> KernelLayout:

@@ -106,8 +106,9 @@ def fast_gemv(
     quantized = lay.stats is not None
     dummy = lay.lo
     sqs = layer.scale_qq_scale if quantized else dummy
+    xp = x.index_select(1, lay.perm)
     args = (
-        x, layer.perm, lay.lo, lay.hi,
+        x, xp, lay.lo, lay.hi,
         lay.stats if quantized else dummy, dummy if quantized else lay.scale16,
         dummy if quantized else lay.zero16,
         sqs, layer.scale_qq_zero if quantized else dummy,
@@ -125,6 +126,36 @@ def fast_gemv(
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )  # fmt: skip
     return y
+
+
+def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for many tokens: the fast layout is
+    dequantized in the permuted column order (coalesced writes), outliers are written at their
+    permuted columns, and ``x[:, perm]`` goes through cuBLAS with it."""
+    from spqr.kernels.layout import layout_of
+
+    require_triton(x.device)
+    lay = layout_of(layer)
+    o, i = layer.out_features, layer.in_features
+    w = torch.empty(o, i, dtype=x.dtype, device=x.device)
+    quantized = lay.stats is not None
+    dummy = lay.lo
+    block_o, block_k = (16, 32) if interpreter_enabled() else (32, 256)
+    k = _fast_kernels()
+    k.fast_dequant_kernel[(-(-o // block_o), -(-i // block_k))](
+        lay.lo, lay.hi, lay.stats if quantized else dummy, dummy if quantized else lay.scale16,
+        dummy if quantized else lay.zero16,
+        layer.scale_qq_scale if quantized else dummy, layer.scale_qq_zero if quantized else dummy,
+        layer.zero_qq_scale if quantized else dummy, layer.zero_qq_zero if quantized else dummy, w,
+        o, i, lay.lo.shape[1], lay.hi.shape[-1] if lay.hi.dim() == 2 else 1, i // layer.groupsize,
+        HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=not quantized,
+        BLOCK_O=block_o, BK=block_k, num_warps=4,
+    )  # fmt: skip
+    if lay.pcols.numel():
+        k.scatter_outliers_kernel[(-(-o // 32),)](
+            layer.outlier_row_offsets, lay.pcols, layer.outlier_values, w, o, i, BLOCK_O=32, OCH=16
+        )
+    return torch.nn.functional.linear(x.index_select(1, lay.perm), w, bias)
 
 
 def triton_gemv(
