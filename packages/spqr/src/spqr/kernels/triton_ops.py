@@ -78,7 +78,7 @@ class FastConfig:
 
 
 # Measured on an H200 (benchmarks/bench_matvec.py --sweep), keyed by "one token" / "several".
-FAST_TUNING = {1: FastConfig(16, 256, 4), 16: FastConfig(32, 128, 4)}
+FAST_TUNING = {1: FastConfig(16, 256, 2), 16: FastConfig(16, 128, 2)}
 
 
 def fast_gemv(
