@@ -1,0 +1,129 @@
+"""AQUA-KV options as versioned dataclasses, plus the exact storage accounting."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+CONFIG_VERSION = 1
+FIRST_LAYER_GRIDS = {2: (2, 16), 3: (2, 64), 4: (2, 256)}  # bits -> (d, n); 16 keeps layer 0 in fp16
+SCALE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+
+
+def _pow2(x: int) -> bool:
+    return isinstance(x, int) and x >= 1 and not (x & (x - 1))
+
+
+@dataclass
+class AquaKVConfig:
+    """How the cache stores keys and values (what the quantizer and the cache layout need).
+
+    The defaults are the paper's: (2, 16) grid (2 bits per value), groups of the full channel width,
+    layer 0 at 4 bits with a (2, 256) grid, fp16 scales, 4 sink tokens and a 128-token fp16 buffer.
+    """
+
+    edenn_d: int = field(default=2, metadata={"help": "grid dimension d"})
+    edenn_n: int = field(default=16, metadata={"help": "grid size n (log2(n)/d bits per value)"})
+    group_size: int | None = field(
+        default=None,
+        metadata={"help": "Hadamard group (power of two dividing the KV channels; None: all of them)"},
+    )
+    first_layer_bits: int = field(
+        default=4, metadata={"help": "layer 0 (no predictor): 2, 3, 4 bits or 16 (fp16)"}
+    )
+    scale_dtype: str = field(default="float16", metadata={"help": "dtype of the per-group scales"})
+    prefix_size: int = field(default=4, metadata={"help": "attention-sink tokens kept in the model dtype"})
+    buffer_size: int = field(
+        default=128,
+        metadata={"help": "recent tokens kept in the model dtype; a full buffer becomes one chunk"},
+    )
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        if self.version != CONFIG_VERSION:
+            raise ValueError(f"version must be {CONFIG_VERSION} (this aquakv release), got {self.version}")
+        if not (isinstance(self.edenn_d, int) and self.edenn_d >= 1):
+            raise ValueError(f"edenn_d must be an integer >= 1, got {self.edenn_d!r}")
+        if not _pow2(self.edenn_n) or self.edenn_n < 2:
+            raise ValueError(f"edenn_n must be a power of two >= 2, got {self.edenn_n!r}")
+        if self.group_size is not None and not _pow2(self.group_size):
+            raise ValueError(
+                f"group_size must be a power of two (or None for all channels), got {self.group_size!r}"
+            )
+        if self.group_size is not None and self.group_size % self.edenn_d:
+            raise ValueError(f"group_size {self.group_size} must be a multiple of edenn_d {self.edenn_d}")
+        if self.first_layer_bits not in (*FIRST_LAYER_GRIDS, 16):
+            raise ValueError(f"first_layer_bits must be 2, 3, 4 or 16, got {self.first_layer_bits!r}")
+        if self.scale_dtype not in SCALE_BYTES:
+            raise ValueError(f"scale_dtype must be one of {', '.join(SCALE_BYTES)}, got {self.scale_dtype!r}")
+        for name in ("prefix_size", "buffer_size"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+
+    def resolved_group(self, channels: int) -> int:
+        """The Hadamard group for ``channels`` KV channels, checked."""
+        g = self.group_size or channels
+        if not _pow2(g):
+            raise ValueError(
+                f"group_size {g} is not a power of two: the {channels} KV channels need an explicit "
+                "--group-size that is a power of two dividing them"
+            )
+        if channels % g:
+            raise ValueError(f"group_size {g} does not divide the {channels} KV channels")
+        if g % self.edenn_d or (self.first_layer_bits != 16 and g % 2):
+            raise ValueError(f"group_size {g} must be a multiple of the grid dimension {self.edenn_d}")
+        return g
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AquaKVConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def row_bytes(channels: int, d: int, n: int, group: int, scale_bytes: int = 2) -> int:
+    """Bytes of one quantized row of ``channels`` values: packed codes (32-bit words) plus scales."""
+    from aquakv.quantizer import _split_bits
+    from papercore.kernels.packing import packed_numel
+
+    codes = channels // d
+    words = sum(packed_numel(codes, b) for b in _split_bits(int(math.log2(n))))
+    return 4 * words + (channels // group) * scale_bytes
+
+
+def bytes_per_token(
+    num_layers: int,
+    channels: int,
+    *,
+    d: int = 2,
+    n: int = 16,
+    group: int | None = None,
+    first_layer_bits: int = 4,
+    scale_bytes: int = 2,
+) -> int:
+    """Quantized bytes per token over all layers, keys plus values (sink, buffer and predictors excluded).
+
+    Llama-3.2-3B (28 layers, 1024 channels) at the defaults: :math:`2(512+2) + 27 \\cdot 2(256+2) = 14960`.
+    """
+    group = group or channels
+    if first_layer_bits == 16:
+        first = 2 * channels * 2
+    else:
+        fd, fn = FIRST_LAYER_GRIDS[first_layer_bits]
+        first = 2 * row_bytes(channels, fd, fn, group, scale_bytes)
+    return first + (num_layers - 1) * 2 * row_bytes(channels, d, n, group, scale_bytes)
+
+
+def config_bytes_per_token(cfg: AquaKVConfig, num_layers: int, channels: int) -> int:
+    return bytes_per_token(
+        num_layers,
+        channels,
+        d=cfg.edenn_d,
+        n=cfg.edenn_n,
+        group=cfg.resolved_group(channels),
+        first_layer_bits=cfg.first_layer_bits,
+        scale_bytes=SCALE_BYTES[cfg.scale_dtype],
+    )

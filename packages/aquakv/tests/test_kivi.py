@@ -1,0 +1,32 @@
+import torch
+from transformers import DynamicCache
+
+from aquakv.evaluate import cache_factory
+from aquakv.kivi import KIVICache, _quant
+from papercore import zoo
+from papercore.kernels.packing import unpack_bits
+
+
+def test_minmax_quantization_matches_hand_computation():
+    x = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    words, scale, zero = _quant(x, 2, -1)
+    assert float(scale) == 1.0 and float(zero) == 0.0
+    assert unpack_bits(words, 2, 4).tolist() == [[0, 1, 2, 3]]
+
+
+def test_kivi_cache_error_shrinks_with_bits_and_storage_is_exact():
+    m = zoo.random_model("llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=32)
+    ids = torch.randint(0, 256, (2, 80))
+    ref = m(input_ids=ids).logits
+    errs = []
+    for bits in (2, 4, 8):
+        cache = KIVICache(m, bits, group=16, residual=16)
+        out = m(input_ids=ids[:, :48], use_cache=True, past_key_values=cache)
+        out2 = m(input_ids=ids[:, 48:], use_cache=True, past_key_values=out.past_key_values)
+        errs.append((out2.logits - ref[:, 48:]).abs().max().item())
+        mem = cache.memory()
+        # per token and layer: K and V, 64 values each at `bits` + fp16 scale and zero per 16 values
+        assert mem["quantized"] == 2 * 2 * mem["quantized_tokens"] * 2 * (64 * bits // 8 + 64 // 16 * 4)
+    assert errs[0] > errs[1] > errs[2]
+    assert cache_factory("fp16", m, None, None) is None
+    assert isinstance(DynamicCache(config=m.config), DynamicCache)
