@@ -1,0 +1,36 @@
+"""The split-K work list of the attention kernel (plain Python, no Triton import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+TILE = 64  # keys per inner iteration of the kernel; chunks are multiples of it
+
+
+def make_chunks(
+    lengths: Sequence[int], loc: torch.Tensor, num_kv_heads: int, target_programs: int = 264
+) -> torch.Tensor:
+    """``[C, 3]`` int32 rows ``(block, first key, end key)`` covering every key some row can see.
+
+    Keys a block shows to nobody (beyond ``max(loc[f]) + 1``) are left out. The chunk size is chosen
+    so that ``C * rows * kv_heads`` is about ``target_programs`` (flash-decoding's split-K), in
+    multiples of :data:`TILE`, and a chunk never spans two blocks.
+    """
+    f_count, rows = loc.shape[0], loc.shape[1]
+    visible = []
+    for f in range(f_count):
+        top = int(loc[f].max()) + 1 if loc[f].numel() else 0
+        visible.append(max(0, min(int(lengths[f]), top)))
+    total = sum(visible)
+    if total == 0:
+        return torch.zeros(0, 3, dtype=torch.int32)
+    want = max(1, -(-target_programs // max(1, rows * num_kv_heads)))
+    size = max(TILE, -(-total // want))
+    size = -(-size // TILE) * TILE
+    out = []
+    for f, n in enumerate(visible):
+        for start in range(0, n, size):
+            out.append((f, start, min(n, start + size)))
+    return torch.tensor(out, dtype=torch.int32)

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from hogwild.cache import Row, SharedCache
+from hogwild.rope import RopeSpec, rotate
+from papercore.testing import assert_close_rel
+
+
+def make(capacity=8, layers=2):
+    spec = RopeSpec(1.0 / (10000 ** (torch.arange(0, 16, 2, dtype=torch.float32) / 16)))
+    return SharedCache(layers, 2, 16, spec, capacity=capacity)
+
+
+def kv(n, layers=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(layers, 2, n, 16, generator=g), torch.randn(layers, 2, n, 16, generator=g)
+
+
+def test_blocks_grow_move_and_keep_their_data():
+    c = make(capacity=4)
+    data = {}
+    for i, name in enumerate(["a", "b", "c"]):
+        c.create(name, capacity=2)
+        data[name] = kv(3 + i, seed=i)
+        c.append_kv(name, *data[name])
+    for i in range(5):  # many appends: relocations and pool growth
+        extra = kv(7, seed=10 + i)
+        c.append_kv("a", *extra)
+        data["a"] = (torch.cat([data["a"][0], extra[0]], 2), torch.cat([data["a"][1], extra[1]], 2))
+    for name, (k, v) in data.items():
+        assert c.length(name) == k.shape[2]
+        for layer in range(2):
+            assert torch.equal(c.keys_of(name, layer), k[layer])
+            assert torch.equal(c.values_of(name, layer), v[layer])
+    c.clear("b")
+    assert c.length("b") == 0
+    c.rename("c", "history0")
+    assert "c" not in c and c.length("history0") == 5
+
+
+def test_merge_rerotates_once_and_splits():
+    c = make()
+    c.create("hist")
+    c.create("step")
+    hk, hv = kv(5, seed=1)
+    sk, sv = kv(6, seed=2)
+    c.append_kv("hist", hk, hv)
+    c.append_kv("step", sk, sv)
+    c.merge("hist", "step", count=4)
+    assert c.length("hist") == 9 and c.length("step") == 2
+    # moved keys: rotated by the old history length; the rest moved back to position 0
+    assert_close_rel(c.keys_of("hist", 1)[:, 5:], rotate(sk[1, :, :4], 5, c.rope.inv_freq), 1e-6)
+    assert_close_rel(c.keys_of("step", 1), rotate(sk[1, :, 4:], -4, c.rope.inv_freq), 1e-6)
+    assert torch.equal(c.values_of("hist", 0)[:, 5:], sv[0, :, :4])
+    # the view [hist, step] is the same sequence before and after the move
+    k_view, _ = c.view_kv(["hist", "step"], 0)
+    want = torch.cat([hk[0], rotate(sk[0], 5, c.rope.inv_freq)], 1)
+    assert_close_rel(k_view, want, 1e-6)
+    with pytest.raises(ValueError, match="cannot move"):
+        c.merge("hist", "step", count=3)
+
+
+def test_plan_positions_and_tables():
+    c = make()
+    for name, n in [("p", 4), ("a", 2), ("b", 3)]:
+        c.create(name)
+        c.append_kv(name, *kv(n))
+    plan = c.plan([Row("a", ["p", "b", "a"], [7, 8]), Row("b", ["p", "b"], [9])], pad_id=-5)
+    assert plan.input_ids.tolist() == [[7, 8], [-5, 9]]
+    assert plan.position_ids.tolist() == [[2, 3], [0, 3]]  # local positions in the write block
+    assert plan.valid.tolist() == [[True, True], [False, True]]
+    fp, fa, fb = (plan.block_names.index(n) for n in "pab")
+    # worker a: view p(4) b(4 after b's write) a(4): its tokens sit at 10, 11
+    assert plan.loc[fp, 0].tolist() == [10, 11] and plan.loc[fb, 0].tolist() == [6, 7]
+    assert plan.loc[fa, 0].tolist() == [2, 3] and plan.rot[fp, 0].tolist() == [8, 8]
+    assert plan.loc[fa, 1].tolist() == [-1, -1]  # a is not in b's view
+    assert plan.loc[fb, 1].tolist() == [-1, 3] and plan.loc[fp, 1].tolist() == [-1, 7]
+    c.commit(plan)
+    assert c.lengths() == {"p": 4, "a": 4, "b": 4}
+
+
+def test_bad_views_are_clear_errors():
+    c = make()
+    c.create("a")
+    c.create("b")
+    with pytest.raises(KeyError, match="missing block 'zz'"):
+        c.plan([Row("a", ["zz", "a"], [1])])
+    with pytest.raises(ValueError, match="not in its view"):
+        c.plan([Row("a", ["b"], [1])])
+    with pytest.raises(ValueError, match="both write"):
+        c.plan([Row("a", ["a"], [1]), Row("a", ["b", "a"], [1])])
+    with pytest.raises(ValueError, match="twice"):
+        c.plan([Row("a", ["a", "a"], [1])])
+    with pytest.raises(ValueError, match="already exists"):
+        c.create("a")
+    with pytest.raises(KeyError, match="no block named"):
+        c.length("nope")
