@@ -126,6 +126,9 @@ class Recipe:
     eval_windows: int | None = None  # test windows scored (None: the whole test split)
     seed: int = 0
     version: int = 1
+    # Name of a text corpus in :data:`CORPORA` (see :func:`register_corpus`). Left out of the hash
+    # when it is the default, so the keys (and weights) of the stdlib recipes never change.
+    corpus: str = "stdlib"
 
     def config(self):
         return tiny_config(
@@ -142,8 +145,11 @@ class Recipe:
 
     def key(self) -> str:
         """Content hash: the recipe, the zoo format and the Python minor version (the corpus is the stdlib)."""
+        fields = dataclasses.asdict(self)
+        if fields["corpus"] == "stdlib":
+            del fields["corpus"]
         blob = json.dumps(
-            {"recipe": dataclasses.asdict(self), "format": ZOO_FORMAT, "python": sys.version_info[:2]},
+            {"recipe": fields, "format": ZOO_FORMAT, "python": sys.version_info[:2]},
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -183,6 +189,36 @@ RECIPES: dict[str, Recipe] = {
         train_chars=20_000_000,
     ),
 }
+
+
+# ------------------------------------------------------------------------------- corpora
+def _stdlib_split(split: str) -> list[str]:
+    from papercore.data import stdlib_corpus
+
+    return stdlib_corpus(split)
+
+
+CORPORA: dict = {"stdlib": _stdlib_split}
+
+
+def register_corpus(name: str, fn) -> None:
+    """Make ``fn(split) -> list[str]`` (``split`` in {"train", "test"}) available as ``Recipe(corpus=name)``.
+
+    The corpus's content is not part of a recipe's hash: put a version in ``name`` (``"arith-v2"``)
+    when the generator changes. Registering the same name again replaces the generator.
+    """
+    if not name or name == "stdlib" and fn is not _stdlib_split:
+        raise ValueError(f"corpus name {name!r} is reserved or empty: choose another name")
+    CORPORA[name] = fn
+
+
+def corpus_docs(name: str, split: str) -> list[str]:
+    """Documents of a registered corpus split (``"train"`` or ``"test"``)."""
+    if name not in CORPORA:
+        raise ValueError(
+            f"unknown zoo corpus {name!r}: choose from {', '.join(CORPORA)} or register_corpus() it"
+        )
+    return list(CORPORA[name](split))
 
 
 def get_recipe(name_or_recipe: str | Recipe) -> Recipe:
@@ -328,7 +364,7 @@ def train(
     """
     from transformers import AutoModelForCausalLM
 
-    from papercore.data import eval_windows, stdlib_corpus, subset_docs, token_stream
+    from papercore.data import eval_windows, subset_docs, token_stream
     from papercore.metrics import perplexity, unigram_perplexity
     from papercore.runtime import progress as progress_bar
     from papercore.runtime import resolve_device
@@ -341,9 +377,11 @@ def train(
         )
     device = resolve_device(device)
     tok = tokenizer(recipe.vocab_size)
-    train_docs = subset_docs(stdlib_corpus("train"), recipe.train_chars, seed=recipe.seed, contiguous=True)
+    train_docs = subset_docs(
+        corpus_docs(recipe.corpus, "train"), recipe.train_chars, seed=recipe.seed, contiguous=True
+    )
     stream = token_stream(train_docs, tok)
-    test_stream = token_stream(stdlib_corpus("test"), tok)
+    test_stream = token_stream(corpus_docs(recipe.corpus, "test"), tok)
     test = eval_windows(test_stream, recipe.seqlen, max_windows=recipe.eval_windows)
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -1,0 +1,130 @@
+"""The built-in target and draft: small Llamas trained on the arithmetic-chain task with
+``papercore.zoo`` recipes (cached by content hash), and loading of any model pair.
+
+Both use the zoo's byte-level tokenizer with no merges (``vocab_size=260``: one token per
+character, so every digit and operator is its own token). The target is trained on text in the
+target's wording habit, the draft (smaller, fewer steps) on text in the draft's habit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from autojudge import task
+from papercore import zoo
+
+CORPUS_DOCS = {"train": 40_000, "test": 400}
+
+
+def _corpus_fn(style: task.StylePolicy):
+    def fn(split: str) -> list[str]:
+        return task.corpus(style, CORPUS_DOCS[split], seed=0 if split == "train" else 1)
+
+    return fn
+
+
+TARGET_CORPUS = f"autojudge-arith-target-v{task.TASK_VERSION}"
+DRAFT_CORPUS = f"autojudge-arith-draft-v{task.TASK_VERSION}"
+zoo.register_corpus(TARGET_CORPUS, _corpus_fn(task.TARGET_STYLE))
+zoo.register_corpus(DRAFT_CORPUS, _corpus_fn(task.DRAFT_STYLE))
+
+TARGET_RECIPE = zoo.Recipe(
+    "autojudge-target",
+    corpus=TARGET_CORPUS,
+    vocab_size=260,
+    hidden_size=128,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    intermediate_size=384,
+    tie_embeddings=True,
+    seqlen=96,
+    batch_size=16,
+    steps=1200,
+    lr=3e-3,
+    warmup=50,
+    train_chars=4_000_000,
+    eval_windows=64,
+)
+DRAFT_RECIPE = zoo.Recipe(
+    "autojudge-draft",
+    corpus=DRAFT_CORPUS,
+    vocab_size=260,
+    hidden_size=64,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    intermediate_size=192,
+    tie_embeddings=True,
+    seqlen=96,
+    batch_size=24,
+    steps=300,
+    lr=4e-3,
+    warmup=30,
+    train_chars=4_000_000,
+    eval_windows=64,
+)
+BUILTIN = {"builtin:target": TARGET_RECIPE, "builtin:draft": DRAFT_RECIPE}
+
+
+def load(spec: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """``(model, tokenizer, path)`` for ``builtin:target``/``builtin:draft`` (trained on first use),
+    ``zoo:NAME``, or a saved transformers model folder / hub id (``from_pretrained``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec in BUILTIN:
+        path = zoo.load_path(BUILTIN[spec], device=device)
+    elif spec.startswith("zoo:"):
+        return zoo.load_model(spec, device=device, dtype=dtype)
+    else:
+        path = Path(spec)
+        if not (path / "config.json").is_file() and (path.exists() or "/" not in spec):
+            raise FileNotFoundError(
+                f"model {spec!r}: no config.json there; pass a saved transformers model folder, "
+                "a hub id, zoo:NAME, or builtin:target / builtin:draft"
+            )
+        path = spec if not (Path(spec) / "config.json").is_file() else path
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(path), path
+
+
+def load_pair(
+    target: str = "builtin:target",
+    draft: str = "builtin:draft",
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+):
+    """``(target, draft, tokenizer)``; raises ValueError when the two vocabularies differ."""
+    t, tok, _ = load(target, device=device, dtype=dtype)
+    d, dtok, _ = load(draft, device=device, dtype=dtype)
+    check_same_vocab(t, d, tok, dtok)
+    return t, d, tok
+
+
+def check_same_vocab(target, draft, tok=None, dtok=None) -> None:
+    tv, dv = target.get_output_embeddings().out_features, draft.get_output_embeddings().out_features
+    if tv != dv:
+        raise ValueError(
+            f"draft and target vocabularies differ ({dv} vs {tv} logits): speculative decoding needs "
+            "two models that share one tokenizer"
+        )
+    if tok is not None and dtok is not None and tok.get_vocab() != dtok.get_vocab():
+        raise ValueError(
+            "draft and target tokenizers differ: speculative decoding needs one shared tokenizer"
+        )
+
+
+def fingerprint(model) -> str:
+    """A short hash of a model's config and a sample of its weights (identifies it in a saved judge)."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    for name, p in sorted(model.state_dict().items()):
+        flat = p.detach().flatten()
+        step = max(1, flat.numel() // 64)
+        h.update(name.encode())
+        h.update(flat[::step][:64].to(torch.float32).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,73 @@
+import json
+
+from autojudge.data import Item
+from autojudge.miner import _read_done, label_stats, mine_one
+
+EOS = 1
+
+
+class Scripted:
+    """A lookup-table LM: the next token is ``table[last token]``."""
+
+    def __init__(self, table):
+        self.table, self.generations = table, 0
+
+    def predictions(self, seq):
+        return [-1] + [self.table.get(t, EOS) for t in seq]
+
+    def continue_greedy(self, seq, max_new, eos):
+        self.generations += 1
+        out = []
+        while len(out) < max_new:
+            out.append(self.table[(out or seq)[-1]])
+            if out[-1] in eos:
+                break
+        return out
+
+
+TARGET = {10: 20, 20: 21, 21: 22, 22: 23, 23: EOS, 30: 22, 24: EOS}
+decode = lambda ids: " ".join(map(str, ids))
+checker = lambda text, item: [t for t in text.split() if t != str(EOS)][-1]  # last token before EOS
+
+
+def _run(draft_table, max_new=10):
+    t = Scripted(TARGET)
+    rec = mine_one(t, Scripted(draft_table), [10], decode, checker, Item("x", ""), max_new, {EOS})
+    return rec, t
+
+
+def test_unimportant_swap_takes_the_alternative_then_important_keeps_y():
+    # y = 10 | 20 21 22 23 EOS. Draft: 20->30 (target continues 30 22 23: same answer) then 22->24 (answer 24).
+    rec, t = _run({10: 20, 20: 30, 30: 22, 22: 24, 23: EOS, 21: 22, 24: EOS})
+    ms = [(m["pos"], m["important"], m["target_tok"], m["draft_tok"]) for m in rec["mismatches"]]
+    assert ms == [(2, False, 21, 30), (4, True, 23, 24)]
+    assert rec["response_ids"] == [20, 30, 22, 23, EOS]  # the unimportant alternative, not the 24 one
+    assert rec["target_response_ids"] == [20, 21, 22, 23, EOS]
+    assert rec["reference_answer"] == "23"
+    assert rec["target_generations"] == 3 == t.generations  # reference + one per examined mismatch
+
+
+def test_eos_swap_is_labelled_without_a_target_call_and_stops():
+    # Draft ends early at position 4 (EOS instead of 23): answer 22 != 23 -> important; the search stops.
+    rec, t = _run({10: 20, 20: 30, 30: 22, 22: EOS, 23: 24, 21: 22})
+    ms = [(m["pos"], m["important"], m["draft_tok"]) for m in rec["mismatches"]]
+    assert ms == [(2, False, 30), (4, True, EOS)]
+    assert rec["target_generations"] == 2 == t.generations
+    assert rec["response_ids"] == [20, 30, 22, 23, EOS]
+
+
+def test_no_mismatch_when_models_agree_and_budget_cut():
+    rec, _ = _run(dict(TARGET))
+    assert rec["mismatches"] == [] and rec["target_generations"] == 1
+    rec, _ = _run(dict(TARGET), max_new=2)
+    assert rec["response_ids"] == [20, 21]
+
+
+def test_torn_line_is_dropped_on_resume(tmp_path):
+    f = tmp_path / "mined-000-of-001.jsonl"
+    good = {"uid": "a", "mismatches": [{"important": True, "oracle": True}], "target_generations": 2}
+    f.write_text(json.dumps(good) + "\n" + '{"uid": "b", "mism')
+    done = _read_done(f)
+    assert list(done) == ["a"] and f.read_text().count("\n") == 1
+    stats = label_stats(list(done.values()))
+    assert stats["oracle_agreement"] == 1.0 and stats["important"] == 1
