@@ -19,6 +19,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
         "--json", default=None, help="results file (default docs/benchmarks/aquakv*.json; --quick: none)"
     )
     p.add_argument("--out", default=None, help="folder for extra artifacts (a copy of the JSON)")
+    p.add_argument("--contexts", default="1024,8192,32768", help="decode contexts (bench_decode)")
     return p
 
 

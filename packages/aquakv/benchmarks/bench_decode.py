@@ -102,6 +102,16 @@ def main() -> int:
             print(f"ABORT: fused decode kernel relative error {err:.2e} vs the torch reference")
             return 2
         print(f"check ok: fused kernel vs torch reference, relative error {err:.1e}")
+        from aquakv.kernels.quantize import quantize_triton
+
+        xr = torch.randn(4096, C, device=dev) * torch.rand(4096, 1, device=dev) * 3
+        qr, qg = q.quantize(xr), quantize_triton(q, xr)
+        agree = (q.unpack(qr.codes) == q.unpack(qg.codes)).float().mean().item()
+        serr = ((qg.scales.float() - qr.scales.float()).abs().max()).item()
+        if not (agree >= 0.999 and serr == 0.0):
+            print(f"ABORT: fused quantize kernel: {agree:.4%} codes agree, scale error {serr:.1e}")
+            return 2
+        print(f"check ok: fused quantize kernel vs torch reference, {agree:.4%} of codes agree")
 
     model = build_model(quick, dev, dtype)
     L, H = model.config.num_hidden_layers, model.config.num_key_value_heads
@@ -109,7 +119,7 @@ def main() -> int:
     C = H * D
     preds = random_predictors(L, C)
     key = cache_kwarg(model)
-    contexts = [64, 200] if quick else [1024, 8192, 32768]
+    contexts = [64, 200] if quick else [int(c) for c in args.contexts.split(",")]
     prefill_chunk = 64 if quick else 4096
     base_cfg = AquaKVConfig()
     methods = {

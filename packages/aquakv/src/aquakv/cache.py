@@ -25,6 +25,7 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
 from aquakv.config import FIRST_LAYER_GRIDS, AquaKVConfig
+from aquakv.kernels import quantize_rows
 from aquakv.predictors import Predictors
 from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer, QRows
 from aquakv.rope import RopeTable, rotate, unrotate
@@ -294,14 +295,14 @@ class AquaKVCache(Cache):
             pk = torch.addmm(kp[1], prev[0].reshape(-1, self.channels).to(cdt), kp[0].T).view_as(k)
         else:
             pk = torch.zeros_like(k)
-        rk = q.quantize(k - pk)
+        rk = quantize_rows(q, k - pk, backend=self.backend)
         k_hat = pk + q.dequantize(rk, cdt)
         if vp is not None and prev is not None:
             x = torch.cat([k_hat, prev[1].to(cdt)], -1).reshape(-1, 2 * self.channels)
             pv = torch.addmm(vp[1], x, vp[0].T).view_as(v)
         else:
             pv = torch.zeros_like(v)
-        rv = q.quantize(v - pv)
+        rv = quantize_rows(q, v - pv, backend=self.backend)
         v_hat = pv + q.dequantize(rv, cdt)
         self._prev_new = (k_hat, v_hat)
         layer.qk = rk if layer.qk is None else QRows.cat([layer.qk, rk], 1)

@@ -1,7 +1,12 @@
-"""Decode kernels: packed codes -> grid lookup -> inverse Hadamard -> scale -> + predictor.
+"""Fused kernels of the cache, with their torch references.
 
-:func:`decode_predict` dispatches to the fused Triton kernel (:mod:`aquakv.kernels.fused`) on CUDA
-(or under ``TRITON_INTERPRET=1`` with ``backend="triton"``), else to :func:`decode_predict_torch`.
+* :func:`decode_predict`: packed codes -> grid lookup -> inverse Hadamard -> scale -> + predictor
+  (:mod:`aquakv.kernels.fused`; reference :func:`decode_predict_torch`);
+* :func:`quantize_rows`: rows -> norms -> Hadamard -> nearest grid point -> packed codes
+  (:mod:`aquakv.kernels.quantize`; reference :meth:`aquakv.quantizer.HiggsQuantizer.quantize`).
+
+Both dispatch to Triton on CUDA (or under ``TRITON_INTERPRET=1`` with ``backend="triton"``) when
+the quantizer is supported, else to the reference.
 """
 
 from __future__ import annotations
@@ -46,3 +51,18 @@ def decode_predict(rows: QRows, quantizer, x=None, weight=None, bias=None, *, ba
 
         return decode_predict_triton(rows, quantizer, x, weight, bias, out_dtype=out_dtype)
     return decode_predict_torch(rows, quantizer, x, weight, bias, out_dtype)
+
+
+def quantize_rows(quantizer, x: torch.Tensor, *, backend: str = "auto") -> QRows:
+    """``quantizer.quantize(x)``: through the fused Triton kernel where supported, else the reference."""
+    from aquakv.kernels.quantize import quantize_supported
+
+    if (
+        backend != "torch"
+        and quantize_supported(quantizer)
+        and resolve_backend(backend, x.device) == "triton"
+    ):
+        from aquakv.kernels.quantize import quantize_triton
+
+        return quantize_triton(quantizer, x)
+    return quantizer.quantize(x)
