@@ -94,3 +94,19 @@ def test_not_a_spqr_checkpoint(saved, tmp_path):
             copy.deepcopy(zoo.random_model("llama", vocab_size=64, hidden_size=32, num_layers=1)),
             tmp_path / "x",
         )
+
+
+def test_from_pretrained_loads_through_the_registered_quantizer(saved):
+    """``import spqr`` registers "spqr_papers": transformers' from_pretrained builds the same model."""
+    from transformers import AutoModelForCausalLM
+
+    import spqr
+    from spqr.quantized_linear import QuantizedLinear
+
+    _, path = saved
+    ref = spqr.load_quantized(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    assert isinstance(model.model.layers[0].self_attn.q_proj, QuantizedLinear)
+    ids = torch.randint(0, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, ref(ids).logits, rtol=0, atol=0)

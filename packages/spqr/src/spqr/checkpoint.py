@@ -16,8 +16,9 @@ and whose safetensors hold, for each quantized linear ``<name>``, the buffers of
 ``<name>.outlier_row_offsets`` / ``outlier_col_indices`` / ``outlier_values``, ``<name>.bias``).
 
 ``quant_method`` is ``"spqr_papers"`` because transformers' built-in ``"spqr"`` belongs to the
-authors' ``spqr_quant`` package (3-bit 16x16 only, another tensor layout); no transformers
-quantizer is registered, so load these folders with :func:`load_quantized`, not
+authors' ``spqr_quant`` package (3-bit 16x16 only, another tensor layout). Load these folders with
+:func:`load_quantized` (which checks every tensor against the config first), or, after
+``import spqr`` (which registers a transformers quantizer, :mod:`spqr.hf_quantizer`), with
 ``AutoModelForCausalLM.from_pretrained``.
 """
 

@@ -1,0 +1,100 @@
+"""Loading SpQR checkpoints through ``transformers.AutoModelForCausalLM.from_pretrained``.
+
+Importing :mod:`spqr` registers a quantization config and a quantizer under the name
+``"spqr_papers"`` (``quant_method`` of :func:`spqr.checkpoint.save_quantized` folders). The built-in
+name ``"spqr"`` belongs to the authors' ``spqr_quant`` package and its own layout. The quantizer
+loads pre-quantized checkpoints only (``requires_calibration``). Before the weights load, it swaps
+each linear named in ``quantization_config["layers"]`` for a :class:`~spqr.QuantizedLinear` of the
+recorded shape, and the checkpoint's tensors then fill its buffers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from spqr.checkpoint import QUANT_METHOD, spqr_config
+from spqr.quantized_linear import QuantizedLinear
+
+try:
+    from transformers.quantizers import HfQuantizer
+    from transformers.quantizers.auto import (
+        AUTO_QUANTIZATION_CONFIG_MAPPING,
+        AUTO_QUANTIZER_MAPPING,
+        register_quantization_config,
+        register_quantizer,
+    )
+    from transformers.utils.quantization_config import QuantizationConfigMixin
+except ImportError:  # an old transformers: loading goes through spqr.load_quantized only
+    HfQuantizer = None
+
+
+def _swap_layers(model: nn.Module, qcfg: dict) -> None:
+    cfg = spqr_config(qcfg)
+    for name, shape in qcfg["layers"].items():
+        old = model.get_submodule(name)
+        if not isinstance(old, nn.Linear) or (old.out_features, old.in_features) != (
+            shape["out_features"],
+            shape["in_features"],
+        ):
+            raise ValueError(
+                f"{name} is not a {shape['out_features']}x{shape['in_features']} linear in this model"
+            )
+        q = QuantizedLinear.from_config(
+            cfg,
+            shape["in_features"],
+            shape["out_features"],
+            nnz=shape["nnz"],
+            bias=shape["bias"],
+            device=old.weight.device,
+            dtype=old.weight.dtype,
+        )
+        q.requires_grad_(False)
+        model.set_submodule(name, q)
+
+
+if HfQuantizer is not None and QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
+
+    @register_quantization_config(QUANT_METHOD)
+    class SpQRPapersConfig(QuantizationConfigMixin):
+        """The ``quantization_config`` of a :func:`spqr.checkpoint.save_quantized` folder."""
+
+        def __init__(self, layers: dict | None = None, config: dict | None = None, **kwargs):
+            self.quant_method = QUANT_METHOD
+            self.layers = layers or {}
+            self.config = config or {}
+            for k, v in kwargs.items():
+                setattr(self, k, v)
+
+        def to_dict(self) -> dict:
+            d = dict(self.__dict__)
+            d["quant_method"] = QUANT_METHOD
+            tau = d.get("outlier_threshold")
+            if isinstance(tau, float) and not math.isfinite(tau):
+                d["outlier_threshold"] = None
+            return d
+
+    @register_quantizer(QUANT_METHOD)
+    class SpQRPapersQuantizer(HfQuantizer):
+        """Loads ``spqr_papers`` checkpoints (pre-quantized only)."""
+
+        requires_calibration = True
+
+        def validate_environment(self, *args, **kwargs):
+            pass
+
+        def _process_model_before_weight_loading(self, model, **kwargs):
+            _swap_layers(model, self.quantization_config.to_dict())
+
+        def _process_model_after_weight_loading(self, model, **kwargs):
+            return model
+
+        @property
+        def is_trainable(self) -> bool:
+            return False
+
+        def is_serializable(self, *args, **kwargs) -> bool:
+            return True
+
+    assert AUTO_QUANTIZATION_CONFIG_MAPPING[QUANT_METHOD] is SpQRPapersConfig
