@@ -18,13 +18,16 @@ import torch
 
 from aqlm import AQLMConfig
 from aqlm.quantized_linear import QuantizedLinear
-from papercore.bench import LLAMA2_7B, Entry, command_line, decode_step_ms, hardware, today, write_results
-
-
-def fp16_linear(i: int, o: int) -> torch.nn.Module:
-    lin = torch.nn.Linear(i, o, bias=False, device="cuda", dtype=torch.float16)
-    torch.nn.init.normal_(lin.weight, std=i**-0.5)
-    return lin.requires_grad_(False)
+from papercore.bench import (
+    LLAMA2_7B,
+    Entry,
+    command_line,
+    decode_step_ms,
+    dense_linear,
+    hardware,
+    today,
+    write_results,
+)
 
 
 def aqlm_linear(scheme: str):
@@ -49,7 +52,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_decode.py needs a CUDA GPU")
     torch.manual_seed(0)
-    base_ms = decode_step_ms(fp16_linear, LLAMA2_7B, context=args.context)
+    base_ms = decode_step_ms(dense_linear, LLAMA2_7B, context=args.context)
     print(f"fp16: {base_ms:.3f} ms/token = {1e3 / base_ms:.1f} tokens/s")
     entries = []
     for scheme in args.schemes.split(","):

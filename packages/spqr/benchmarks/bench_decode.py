@@ -17,16 +17,19 @@ from pathlib import Path
 
 import torch
 
-from papercore.bench import LLAMA2_7B, Entry, command_line, decode_step_ms, hardware, today, write_results
+from papercore.bench import (
+    LLAMA2_7B,
+    Entry,
+    command_line,
+    decode_step_ms,
+    dense_linear,
+    hardware,
+    today,
+    write_results,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_matvec import make_layer  # noqa: E402
-
-
-def fp16_linear(i: int, o: int) -> torch.nn.Module:
-    lin = torch.nn.Linear(i, o, bias=False, device="cuda", dtype=torch.float16)
-    torch.nn.init.normal_(lin.weight, std=i**-0.5)
-    return lin.requires_grad_(False)
 
 
 def main() -> None:
@@ -38,7 +41,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_decode.py needs a CUDA GPU")
     torch.manual_seed(0)
-    base_ms = decode_step_ms(fp16_linear, LLAMA2_7B, context=args.context)
+    base_ms = decode_step_ms(dense_linear, LLAMA2_7B, context=args.context)
     print(f"fp16: {base_ms:.3f} ms/token = {1e3 / base_ms:.1f} tokens/s")
     ms = decode_step_ms(lambda i, o: make_layer(i, o, args.outliers), LLAMA2_7B, context=args.context)
     print(f"spqr w3: {ms:.3f} ms/token = {1e3 / ms:.1f} tokens/s, x{base_ms / ms:.2f} vs fp16")

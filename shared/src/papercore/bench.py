@@ -199,6 +199,13 @@ class _DecodeBlock(torch.nn.Module):
         return x + p["down"](torch.nn.functional.silu(p["gate"](h)) * p["up"](h))
 
 
+def dense_linear(in_features: int, out_features: int, dtype: torch.dtype = torch.float16) -> torch.nn.Module:
+    """The baseline side of :func:`decode_step_ms`: a bias-free CUDA ``nn.Linear`` with N(0, 1/in) weights."""
+    lin = torch.nn.Linear(in_features, out_features, bias=False, device="cuda", dtype=dtype)
+    torch.nn.init.normal_(lin.weight, std=in_features**-0.5)
+    return lin.requires_grad_(False)
+
+
 def decode_step_ms(
     make_linear: Callable[[int, int], torch.nn.Module],
     shape: DecodeShape = LLAMA2_7B,

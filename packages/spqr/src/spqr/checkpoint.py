@@ -128,33 +128,39 @@ def _build(path: Path, qcfg: dict, device) -> nn.Module:
     config = AutoConfig.from_pretrained(path)
     config.quantization_config = None
     del config.quantization_config
-    cfg = spqr_config(qcfg)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config)
+    try:
+        swap_quantized_layers(model, qcfg)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from e
+    return model
+
+
+def swap_quantized_layers(model: nn.Module, qcfg: dict) -> None:
+    """Replace each linear named in ``qcfg["layers"]`` by an uninitialised QuantizedLinear of its shape."""
+    cfg = spqr_config(qcfg)
     for name, shape in qcfg["layers"].items():
         try:
             old = model.get_submodule(name)
         except AttributeError as e:
-            raise CheckpointError(f"{path}: quantized layer {name} is not in the model of config.json") from e
+            raise ValueError(f"quantized layer {name} is not in the model of config.json") from e
         if not isinstance(old, nn.Linear) or (old.out_features, old.in_features) != (
             shape["out_features"],
             shape["in_features"],
         ):
-            raise CheckpointError(
-                f"{path}: {name} is not a {shape['out_features']}x{shape['in_features']} linear"
-            )
+            raise ValueError(f"{name} is not a {shape['out_features']}x{shape['in_features']} linear")
         q = QuantizedLinear.from_config(
             cfg,
             shape["in_features"],
             shape["out_features"],
             nnz=shape["nnz"],
             bias=shape["bias"],
-            device=device,
+            device=old.weight.device,
             dtype=old.weight.dtype,
         )
         q.requires_grad_(False)
         model.set_submodule(name, q)
-    return model
 
 
 _ST_DTYPES = {

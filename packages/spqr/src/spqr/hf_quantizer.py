@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import math
 
-from torch import nn
-
-from spqr.checkpoint import QUANT_METHOD, spqr_config
-from spqr.quantized_linear import QuantizedLinear
+from spqr.checkpoint import QUANT_METHOD, swap_quantized_layers
 
 try:
     from transformers.quantizers import HfQuantizer
@@ -28,30 +25,6 @@ try:
     from transformers.utils.quantization_config import QuantizationConfigMixin
 except ImportError:  # an old transformers: loading goes through spqr.load_quantized only
     HfQuantizer = None
-
-
-def _swap_layers(model: nn.Module, qcfg: dict) -> None:
-    cfg = spqr_config(qcfg)
-    for name, shape in qcfg["layers"].items():
-        old = model.get_submodule(name)
-        if not isinstance(old, nn.Linear) or (old.out_features, old.in_features) != (
-            shape["out_features"],
-            shape["in_features"],
-        ):
-            raise ValueError(
-                f"{name} is not a {shape['out_features']}x{shape['in_features']} linear in this model"
-            )
-        q = QuantizedLinear.from_config(
-            cfg,
-            shape["in_features"],
-            shape["out_features"],
-            nnz=shape["nnz"],
-            bias=shape["bias"],
-            device=old.weight.device,
-            dtype=old.weight.dtype,
-        )
-        q.requires_grad_(False)
-        model.set_submodule(name, q)
 
 
 if HfQuantizer is not None and QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
@@ -85,7 +58,7 @@ if HfQuantizer is not None and QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
             pass
 
         def _process_model_before_weight_loading(self, model, **kwargs):
-            _swap_layers(model, self.quantization_config.to_dict())
+            swap_quantized_layers(model, self.quantization_config.to_dict())
 
         def _process_model_after_weight_loading(self, model, **kwargs):
             return model

@@ -149,22 +149,3 @@ def fast_dequant_kernel(
     tl.store(
         w_ptr + rows[:, None, None] * I + k[None, :, :], w.to(w_ptr.dtype.element_ty), mask=m[:, :, None]
     )
-
-
-@triton.jit
-def scatter_outliers_kernel(
-    off_ptr, pcol_ptr, val_ptr, w_ptr, O, I, BLOCK_O: tl.constexpr, OCH: tl.constexpr
-):
-    """``W_perm[o, pcol] = v`` for every outlier (``pcol``: its column in the permuted order)."""
-    rows = tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)
-    rmask = rows < O
-    start = tl.load(off_ptr + rows, mask=rmask, other=0)
-    cnt = tl.load(off_ptr + rows + 1, mask=rmask, other=0) - start
-    n = tl.max(cnt, axis=0)
-    for j0 in range(0, n, OCH):
-        j = j0 + tl.arange(0, OCH)
-        om = rmask[:, None] & (j[None, :] < cnt[:, None])
-        idx = start[:, None] + j[None, :]
-        c = tl.load(pcol_ptr + idx, mask=om, other=0).to(tl.int64)
-        v = tl.load(val_ptr + idx, mask=om, other=0)
-        tl.store(w_ptr + rows.to(tl.int64)[:, None] * I + c, v.to(w_ptr.dtype.element_ty), mask=om)

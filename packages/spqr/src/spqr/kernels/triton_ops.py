@@ -151,8 +151,8 @@ def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None
         HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=not quantized,
         BLOCK_O=block_o, BK=block_k, num_warps=4,
     )  # fmt: skip
-    if lay.pcols.numel():
-        k.scatter_outliers_kernel[(-(-o // 32),)](
+    if lay.pcols.numel():  # the stored-format kernel, fed the outliers' permuted columns
+        _kernels().outlier_replace_kernel[(-(-o // 32),)](
             layer.outlier_row_offsets, lay.pcols, layer.outlier_values, w, o, i, BLOCK_O=32, OCH=16
         )
     return torch.nn.functional.linear(x.index_select(1, lay.perm), w, bias)
