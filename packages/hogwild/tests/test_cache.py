@@ -95,3 +95,81 @@ def test_bad_views_are_clear_errors():
         c.create("a")
     with pytest.raises(KeyError, match="no block named"):
         c.length("nope")
+
+
+def oracle_tables(c, rows):
+    """The plan's tables from their definitions, one token at a time (lengths before the pass)."""
+    before = c.lengths()
+    after = dict(before)
+    for row in rows:
+        after[row.write_to] += len(row.tokens)
+    s = max(len(row.tokens) for row in rows)
+    out = {"loc": {}, "rot": {}, "pos": [], "dst": []}
+    for i, row in enumerate(rows):
+        pad = s - len(row.tokens)
+        starts = {n: sum(after[m] for m in row.view[: row.view.index(n)]) for n in row.view}
+        for t in range(len(row.tokens)):
+            local = before[row.write_to] + t
+            qpos = starts[row.write_to] + local
+            out["pos"].append((i, pad + t, local))
+            out["dst"].append((row.write_to, local))  # slot = base after plan() reserved room
+            for n in row.view:
+                out["loc"][(n, i, pad + t)] = qpos - starts[n] if qpos >= starts[n] else -1
+                out["rot"][(n, i, pad + t)] = starts[row.write_to] - starts[n]
+    return out, s
+
+
+def check_plan(c, plan, rows, want, s):
+    assert plan.input_ids.shape == (len(rows), s)
+    for i, t, local in want["pos"]:
+        assert plan.position_ids[i, t] == local and plan.valid[i, t]
+    assert int(plan.valid.sum()) == len(want["pos"])
+    assert plan.write_dst.tolist() == [c._blocks[n].base + j for n, j in want["dst"]]
+    for f, name in enumerate(plan.block_names):
+        assert plan.block_len[f] == c.lengths()[name] + sum(len(r.tokens) for r in rows if r.write_to == name)
+        assert plan.block_base[f] == c._blocks[name].base
+        for i in range(len(rows)):
+            for t in range(s):
+                assert plan.loc[f, i, t] == want["loc"].get((name, i, t), -1), (name, i, t)
+                assert plan.rot[f, i, t] == want["rot"].get((name, i, t), 0), (name, i, t)
+
+
+def test_cached_plans_match_the_definitions_across_steps_merges_and_renames():
+    g = torch.Generator().manual_seed(5)
+    c = make(capacity=4, layers=1)
+    for name in ("common", "sep", "x", "a", "b", "c"):
+        c.create(name, capacity=2)
+    c.append_kv("common", *kv(7, layers=1))
+    views = {
+        "a": ["common", "b", "sep", "c", "a"],
+        "b": ["common", "b", "a"],
+        "c": ["common", "c"],
+    }  # b: a block after its own
+    for step in range(12):
+        n_tok = {"a": 1, "b": 1 + (step % 4 == 0) * 2, "c": 1}
+        rows = [Row(w, views[w], torch.randint(0, 9, (n_tok[w],), generator=g).tolist()) for w in views]
+        want, s = oracle_tables(c, rows)
+        plan = c.plan(rows)
+        check_plan(c, plan, rows, want, s)
+        c.commit(plan)
+        if step == 5:
+            c.merge("common", "a", count=3)  # lengths change, structure does not
+        if step == 8:
+            c.rename("x", "y")  # a block outside every view: the structure changes all the same
+    # a decode step's structure repeats: two layouts (1 and 3 tokens for b), plus the rename's
+    assert len(c._layouts) == 3
+
+
+def test_a_deleted_block_is_a_clear_error_even_when_the_plan_was_cached():
+    c = make()
+    for name in ("a", "b"):
+        c.create(name)
+    rows = [Row("a", ["b", "a"], [1])]
+    c.commit(c.plan(rows))
+    c.delete("b")
+    with pytest.raises(KeyError, match="missing block 'b'"):
+        c.plan(rows)
+    c.create("b")  # recreated (now after a): the tables follow the new block order
+    c.append_kv("b", *kv(2))
+    plan = c.plan(rows)
+    assert plan.block_names == ["a", "b"] and plan.loc[:, 0, 0].tolist() == [1, 3]

@@ -43,6 +43,9 @@ def test_ctrl_c_prints_what_the_workers_had(model_dir, capsys, monkeypatch):
     [
         (["solve", "--workers", "0"], "workers must be"),
         (["solve", "--budget", "0"], "budget must be"),
+        (["solve", "--workers", "65"], "workers must be"),
+        (["solve", "--budget", "1000001"], "budget must be"),
+        (["eval", "--limit", "0"], "--limit must be"),
         (["eval", "--dataset", "missing.jsonl"], "not found"),
         (["eval", "--dataset", "no-such-org/no-such-set"], "could not load dataset"),
     ],
@@ -86,6 +89,79 @@ def test_eval_writes_accuracy_per_budget(model_dir, tmp_path, capsys):
 def test_bench_runs_on_cpu(capsys):
     rc = cli.main(["bench", "--workers", "2", "--contexts", "128", "--model", "", "--device", "cpu"])
     out = capsys.readouterr().out
-    assert rc == 0 and "independent" in out
+    assert rc == 0 and "independent" in out and "CPU timings" in out
     err = float(out.strip().splitlines()[-1].split()[-1])
     assert err < 1e-5
+
+
+def test_solve_without_a_model_runs_the_zoo_model_and_says_so(model_dir, capsys, monkeypatch):
+    asked = []
+
+    def fake_load(spec, common):  # stands in for the trained zoo model (built on first use)
+        asked.append(spec)
+        model, tok, _ = zoo.load_model(model_dir)
+        return model, tok
+
+    monkeypatch.setattr(cli, "load_model", fake_load)
+    rc = cli.main(["solve", "--budget", "3", "--plain", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and asked == [cli.DEFAULT_MODEL] and cli.DEFAULT_MODEL.startswith("zoo:")
+    assert "collaboration needs a reasoning-capable model" in out
+    assert "forward passes: 3" in out
+
+
+class LossyTokenizer:
+    """The zoo tokenizer, except that it cannot write blank lines."""
+
+    def __init__(self, tok):
+        self.tok = tok
+
+    def __getattr__(self, name):
+        return getattr(self.tok, name)
+
+    def decode(self, ids, **kw):
+        return self.tok.decode(ids, **kw).replace("\n\n", "\n")
+
+
+def test_tokenizer_missing_prompt_text_is_one_line(model_dir, capsys, monkeypatch):
+    def fake_load(spec, common):
+        model, tok, _ = zoo.load_model(model_dir)
+        return model, LossyTokenizer(tok)
+
+    monkeypatch.setattr(cli, "load_model", fake_load)
+    rc = cli.main(["solve", "--budget", "3", "--plain", "--device", "cpu"])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # (transformers' weight-loading bar may come first)
+    assert rc == 2 and last.startswith("hogwild: error: the tokenizer cannot represent")
+    assert "Traceback" not in err and err.count("hogwild:") == 1
+
+
+def test_eval_json_file_offline_is_marked_not_reproduced(model_dir, tmp_path, capsys):
+    data = tmp_path / "set.json"
+    data.write_text(json.dumps({"problems": [{"problem": "What is 3+4?", "expected_answer": "7"}]}))
+    rc = cli.main(["eval", "--dataset", str(data), "--model", model_dir, "--budgets", "2", "--out",
+                   str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert rc == 0 and report["problems"][0]["gold"] == "7" and set(report["accuracy"]) == {"2"}
+    assert report["status"].startswith("not reproduced") and "status: not reproduced" in out
+
+
+def test_reproduction_status():
+    from hogwild.evaluate import reproduction_status
+
+    assert reproduction_status("Qwen/QwQ-32B", 32_000_000_000, "limo.jsonl") == "measured"
+    assert reproduction_status("/models/qwq", 32_000_000_000, "builtin").startswith("not reproduced")
+    assert reproduction_status("zoo:draft", 10**10, "limo.jsonl").startswith("not reproduced")
+    assert "0.5M-parameter" in reproduction_status("/tmp/m", 500_000, "aime.json")
+
+
+def test_view_longer_than_a_sliding_window_is_one_line(capsys, monkeypatch):
+    tok = zoo.tokenizer()
+    model = zoo.random_model("mistral", vocab_size=len(tok), hidden_size=64, num_heads=2, num_kv_heads=1,
+                             sliding_window=16)  # fmt: skip
+    monkeypatch.setattr(cli, "load_model", lambda spec, common: (model, tok))
+    rc = cli.main(["solve", "--budget", "2", "--plain", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "sliding-window" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

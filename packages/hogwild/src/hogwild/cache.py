@@ -59,6 +59,20 @@ class StepPlan:
     max_view: int = 0  # the longest view, in tokens (a Python int: no device sync to read it)
 
 
+@dataclass
+class _Layout:
+    """The length-independent part of a pass's tables (cached per structure by :meth:`SharedCache.plan`)."""
+
+    names: list[str]  # blocks some row sees, in creation order
+    width: int  # S, the longest row
+    precedes: torch.Tensor  # [R, F, F]: 1 where block g comes before block f in row r's view
+    member: torch.Tensor  # [F, R] bool: block f is in row r's view
+    write_index: torch.Tensor  # [R]: each row's write block, as an index into names
+    offsets: torch.Tensor  # [R, S]: index among the row's new tokens (negative on left padding)
+    valid: torch.Tensor  # [R, S] bool
+    write_src: torch.Tensor  # [T]: flattened [R*S] indices of the real tokens
+
+
 class SharedCache:
     """Blocks of keys/values shared by several workers (see the module docstring).
 
@@ -98,6 +112,8 @@ class SharedCache:
         )
         self._blocks: dict[str, Block] = {}
         self._top = 0  # first free slot after every block's region
+        self._version = 0  # bumped whenever the set or order of blocks changes (plan's cache key)
+        self._layouts: dict = {}
         self.target_programs = 2 * 132  # split-K work items aimed at (two waves on an H200)
 
     @classmethod
@@ -144,10 +160,12 @@ class SharedCache:
         if not name:
             raise ValueError("block names must be non-empty strings")
         self._blocks[name] = Block(name, self._alloc(max(1, capacity)), max(1, capacity))
+        self._version += 1
 
     def reset(self) -> None:
         """Drop every block (the pool's memory is kept for reuse)."""
         self._blocks.clear()
+        self._version += 1
         self._top = 0
 
     def clear(self, name: str) -> None:
@@ -156,6 +174,7 @@ class SharedCache:
 
     def delete(self, name: str) -> None:
         del self._blocks[self._get(name).name]
+        self._version += 1
 
     def rename(self, old: str, new: str) -> None:
         """Rename a block (a step moving into a history of blocks: no re-rotation at all)."""
@@ -164,6 +183,7 @@ class SharedCache:
         b = self._blocks.pop(self._get(old).name)
         b.name = new
         self._blocks[new] = b
+        self._version += 1
 
     def keys_of(self, name: str, layer: int) -> torch.Tensor:
         """``[Hkv, len, D]`` keys of a block, rotated at its local positions 0..len-1."""
@@ -265,10 +285,81 @@ class SharedCache:
 
     # ------------------------------------------------------------------ forward passes
     def plan(self, rows: Sequence[Row], pad_id: int = 0) -> StepPlan:
-        """Reserve slots for every row's tokens and build the attention tables of one forward pass."""
+        """Reserve slots for every row's tokens and build the attention tables of one forward pass.
+
+        What depends only on the *structure* of the pass (which blocks exist, each row's write block,
+        view and token count) is validated and tabulated once and cached (:class:`_Layout`); a decode
+        step, whose structure repeats while only lengths grow, then builds its tables with a few
+        vectorised CPU ops and moves them to the device in two copies.
+        """
         rows = list(rows)
         if not rows:
             raise ValueError("a forward pass needs at least one row")
+        key = (self._version, tuple((row.write_to, tuple(row.view), len(row.tokens)) for row in rows))
+        lay = self._layouts.get(key)
+        if lay is None:
+            lay = self._layout(rows)
+            if len(self._layouts) >= 16:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = lay
+        r, s, names = len(rows), lay.width, lay.names
+        new_len = {n: b.length for n, b in self._blocks.items()}
+        for row in rows:
+            new_len[row.write_to] += len(row.tokens)
+        for name, n in new_len.items():
+            self._reserve(self._blocks[name], n)
+
+        lens = torch.tensor([new_len[n] for n in names], dtype=torch.long)  # [F]
+        first = torch.tensor([self._blocks[row.write_to].length for row in rows], dtype=torch.long)  # [R]
+        wbase = torch.tensor([self._blocks[row.write_to].base for row in rows], dtype=torch.long)
+        starts = lay.precedes @ lens  # [R, F]: each block's start in each row's view
+        local = first[:, None] + lay.offsets  # [R, S]; negative offsets: padding
+        own = starts.gather(1, lay.write_index[:, None])  # [R, 1]
+        qpos = own + local  # [R, S]: each new token's position in its row's view
+        seen = lay.member[:, :, None] & lay.valid[None]  # [F, R, S]
+        loc = qpos[None] - starts.t()[:, :, None]
+        loc = torch.where(seen & (loc >= 0), loc, -1)
+        rot = torch.where(seen, (own - starts).t()[:, :, None].expand_as(loc), 0)
+        pos = torch.where(lay.valid, local, 0)
+        dst = (wbase[:, None] + local)[lay.valid]
+        ids = torch.tensor(
+            [[pad_id] * (s - len(row.tokens)) + list(row.tokens) for row in rows], dtype=torch.long
+        )
+        view_len = (lay.member.t().long() * lens).sum(1)  # [R]
+        from hogwild.kernels.chunks import make_chunks
+
+        # long inputs (prefill) already give the kernel many row tiles: fewer key splits, smaller partials
+        chunks = make_chunks(lens.tolist(), loc, self.num_kv_heads, max(1, self.target_programs // s))
+        base = torch.tensor([self._blocks[n].base for n in names], dtype=torch.long)
+        # two host-to-device copies (int64 for the model and the writes, int32 for the kernel)
+        n_tok = r * s
+        big = torch.cat([ids.flatten(), pos.flatten(), lay.write_src, dst]).to(self.device)
+        f_count = len(names)
+        small = torch.cat(
+            [base, lens, loc.flatten(), rot.flatten(), chunks.flatten().long(), lay.valid.flatten().long()]
+        ).to(device=self.device, dtype=torch.int32)
+        parts = small.split([f_count, f_count, loc.numel(), loc.numel(), chunks.numel(), n_tok])
+        n_w = lay.write_src.numel()
+        ids_d, pos_d, src_d, dst_d = big.split([n_tok, n_tok, n_w, n_w])
+        return StepPlan(
+            rows=rows,
+            input_ids=ids_d.view(r, s),
+            position_ids=pos_d.view(r, s),
+            valid=parts[5].view(r, s) != 0,
+            write_src=src_d,
+            write_dst=dst_d,
+            block_names=names,
+            block_base=parts[0],
+            block_len=parts[1],
+            loc=parts[2].view(f_count, r, s),
+            rot=parts[3].view(f_count, r, s),
+            new_lengths={row.write_to: new_len[row.write_to] for row in rows},
+            chunks=parts[4].view(-1, 3),
+            max_view=int(view_len.max()),
+        )
+
+    def _layout(self, rows: list[Row]) -> _Layout:
+        """Validate the rows' structure and tabulate what does not depend on block lengths."""
         writers: dict[str, int] = {}
         for i, row in enumerate(rows):
             if len(row.view) != len(set(row.view)):
@@ -286,64 +377,29 @@ class SharedCache:
             writers[row.write_to] = i
             if len(row.tokens) == 0:
                 raise ValueError(f"row {i}: no tokens to feed")
-        r = len(rows)
-        s = max(len(row.tokens) for row in rows)
-        new_len = {n: b.length for n, b in self._blocks.items()}
-        for row in rows:
-            new_len[row.write_to] += len(row.tokens)
-        for name, n in new_len.items():
-            self._reserve(self._blocks[name], n)
+        r, s = len(rows), max(len(row.tokens) for row in rows)
         names = [n for n in self._blocks if any(n in row.view for row in rows)]
         index = {n: f for f, n in enumerate(names)}
         f_count = len(names)
-
-        ids = torch.full((r, s), pad_id, dtype=torch.long)
-        pos = torch.zeros(r, s, dtype=torch.long)
-        valid = torch.zeros(r, s, dtype=torch.bool)
-        loc = torch.full((f_count, r, s), -1, dtype=torch.long)
-        rot = torch.zeros(f_count, r, s, dtype=torch.long)
-        src, dst = [], []
+        precedes = torch.zeros(r, f_count, f_count, dtype=torch.long)
+        member = torch.zeros(f_count, r, dtype=torch.bool)
         for i, row in enumerate(rows):
-            n, pad = len(row.tokens), s - len(row.tokens)
-            wb = self._blocks[row.write_to]
-            first = wb.length
-            ids[i, pad:] = torch.tensor(list(row.tokens), dtype=torch.long)
-            local = torch.arange(first, first + n)
-            pos[i, pad:] = local
-            valid[i, pad:] = True
-            src.extend(range(i * s + pad, i * s + s))
-            dst.extend(range(wb.base + first, wb.base + first + n))
-            starts, off = {}, 0
-            for name in row.view:
-                starts[name] = off
-                off += new_len[name]
-            qpos = starts[row.write_to] + local  # position of each new token in this row's view
-            for name in row.view:
-                f = index[name]
-                loc[f, i, pad:] = qpos - starts[name]
-                rot[f, i, pad:] = starts[row.write_to] - starts[name]
-        loc = torch.where(loc >= 0, loc, torch.full_like(loc, -1))
-        dev = self.device
-        lens = [new_len[n] for n in names]
-        from hogwild.kernels.chunks import make_chunks
-
-        # long inputs (prefill) already give the kernel many row tiles: fewer key splits, smaller partials
-        chunks = make_chunks(lens, loc, self.num_kv_heads, max(1, self.target_programs // s))
-        return StepPlan(
-            rows=rows,
-            input_ids=ids.to(dev),
-            position_ids=pos.to(dev),
-            valid=valid.to(dev),
-            write_src=torch.tensor(src, dtype=torch.long, device=dev),
-            write_dst=torch.tensor(dst, dtype=torch.long, device=dev),
-            block_names=names,
-            block_base=torch.tensor([self._blocks[n].base for n in names], dtype=torch.int32, device=dev),
-            block_len=torch.tensor(lens, dtype=torch.int32, device=dev),
-            loc=loc.to(device=dev, dtype=torch.int32),
-            rot=rot.to(device=dev, dtype=torch.int32),
-            new_lengths={row.write_to: new_len[row.write_to] for row in rows},
-            chunks=chunks.to(dev),
-            max_view=max(sum(new_len[n] for n in row.view) for row in rows),
+            order = [index[n] for n in row.view]
+            for k, f in enumerate(order):
+                member[f, i] = True
+                precedes[i, f, order[:k]] = 1
+        pads = torch.tensor([s - len(row.tokens) for row in rows], dtype=torch.long)
+        offsets = torch.arange(s)[None, :] - pads[:, None]  # [R, S]: index among the row's new tokens
+        valid = offsets >= 0
+        return _Layout(
+            names=names,
+            width=s,
+            precedes=precedes,
+            member=member,
+            write_index=torch.tensor([index[row.write_to] for row in rows], dtype=torch.long),
+            offsets=offsets,
+            valid=valid,
+            write_src=torch.arange(r * s)[valid.flatten()],
         )
 
     def write(self, plan: StepPlan, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:

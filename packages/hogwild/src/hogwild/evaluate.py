@@ -103,3 +103,21 @@ def evaluate(
         )
     accuracy = {str(b): sum(r["correct"][str(b)] for r in rows) / max(1, len(rows)) for b in budgets}
     return {"accuracy": accuracy, "problems": rows, "budgets": budgets, "config": cfg.to_dict()}
+
+
+MIN_REASONING_PARAMS = 1_000_000_000
+
+
+def reproduction_status(model_spec: str, num_params: int, dataset: str) -> str:
+    """``"measured"`` only for a real run (a model of at least 1B parameters on a real data set);
+    zoo or tiny models and the built-in arithmetic set check the harness and are ``"not reproduced"``."""
+    if model_spec.startswith("zoo:"):
+        return "not reproduced (zoo model: harness check only)"
+    if dataset == "builtin":
+        return "not reproduced (built-in arithmetic problems: harness check only)"
+    if num_params < MIN_REASONING_PARAMS:
+        return (
+            f"not reproduced ({num_params / 1e6:.1f}M-parameter model: harness check only; "
+            "the paper's accuracy needs a reasoning model such as QwQ-32B)"
+        )
+    return "measured"

@@ -19,10 +19,10 @@ def make_chunks(
     multiples of :data:`TILE`, and a chunk never spans two blocks.
     """
     f_count, rows = loc.shape[0], loc.shape[1]
-    visible = []
-    for f in range(f_count):
-        top = int(loc[f].max()) + 1 if loc[f].numel() else 0
-        visible.append(max(0, min(int(lengths[f]), top)))
+    if f_count == 0:
+        return torch.zeros(0, 3, dtype=torch.int32)
+    tops = (loc.reshape(f_count, -1).amax(1) + 1).tolist() if loc[0].numel() else [0] * f_count
+    visible = [max(0, min(int(n), int(top))) for n, top in zip(lengths, tops)]
     total = sum(visible)
     if total == 0:
         return torch.zeros(0, 3, dtype=torch.int32)

@@ -50,9 +50,9 @@ def triton_attention(
         chunks = make_chunks(block_len.tolist(), limit, hkv, target_programs)
     chunks = chunks.to(device=q.device, dtype=torch.int32).contiguous()
     n_chunks = chunks.shape[0]
-    out = torch.zeros(r, hq, s, dv, dtype=q.dtype, device=q.device)
     if n_chunks == 0:
-        return out
+        return torch.zeros(r, hq, s, dv, dtype=q.dtype, device=q.device)
+    out = torch.empty(r, hq, s, dv, dtype=q.dtype, device=q.device)  # the reduce writes every row
     rows_m = g * s
     block_m = 16 if rows_m <= 16 else (32 if rows_m <= 32 else 64)
     m_tiles = math.ceil(rows_m / block_m)
