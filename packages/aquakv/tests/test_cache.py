@@ -1,9 +1,11 @@
+import warnings
+
 import pytest
 import torch
 from transformers import DynamicCache
 
 from aquakv.cache import AquaKVCache
-from aquakv.config import AquaKVConfig, bytes_per_token, config_bytes_per_token
+from aquakv.config import AquaKVConfig, UnsupportedLayoutError, bytes_per_token, config_bytes_per_token
 from aquakv.predictors import Predictors
 from aquakv.quantizer import IdentityQuantizer
 from papercore import zoo
@@ -66,11 +68,55 @@ def test_generate_with_aquakv_cache_and_batch():
     ids = torch.randint(3, 256, (2, 40))
     plain = m.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=2)
     cache = _identity_cache(m, prefix_size=4, buffer_size=8)
-    got = m.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=2, past_key_values=cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the keyword this transformers wants (hf_compat)
+        got = m.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=2, **{cache_kwarg(m): cache})
     assert torch.equal(got, plain) and cache.get_seq_length() == 51
     real = AquaKVCache(m, None, AquaKVConfig(buffer_size=8, group_size=16))
-    out = m.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=2, past_key_values=real)
+    with warnings.catch_warnings():  # the issue's spelling still works (deprecated on transformers 5.2x)
+        warnings.simplefilter("ignore", FutureWarning)
+        out = m.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=2, past_key_values=real)
     assert out.shape == (2, 52) and real.memory()["quantized_tokens"] > 0
+    assert real.get_seq_length() == 51
+
+
+def _tensors(obj, path="cache", seen=None):
+    """Every tensor reachable from the cache's attributes (not descending into nn.Modules)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, torch.nn.Module):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{path}[{k!r}]", seen)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{path}[{i}]", seen)
+    elif hasattr(obj, "__dict__"):
+        for k, v in vars(obj).items():
+            yield from _tensors(v, f"{path}.{k}", seen)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_no_dequantized_copy_outlives_a_forward(keep):
+    m = _model()
+    cfg = AquaKVConfig(prefix_size=3, buffer_size=16, group_size=32)
+    cache = AquaKVCache(m, Predictors.zeros(3, 32), cfg, keep_dequantized=keep, check_fingerprint=False)
+    _feed(m, torch.randint(0, 256, (2, 3 + 48 + 5)), cache, [19, 16, 16, 1, 1, 1, 1, 1])
+    tq = cache.layers[0].num_quantized
+    assert tq == 48 and cache.layers[0].num_buffer == 5
+    # Float tensors holding the quantized tokens (a token axis of length tq, C or head_dim wide).
+    held = [p for p, t in _tensors(cache) if t.is_floating_point() and tq in t.shape[:-1]
+            and t.shape[-1] in (16, 32)]  # fmt: skip
+    if keep:  # the labelled speed option holds reconstructions: the inspection sees them
+        assert len(held) == 2 * 3 and cache.memory()["dequantized_kept"] > 0
+    else:
+        assert held == []
+        kinds = {p.rsplit(".", 1)[-1] for p, t in _tensors(cache) if tq in t.shape}
+        assert kinds == {"codes", "scales"}  # the quantized tokens live in packed codes and scales only
+        assert all(t.dtype == torch.int32 for p, t in _tensors(cache) if p.endswith(".codes"))
 
 
 def test_measured_bytes_equal_the_formula():
@@ -117,3 +163,24 @@ def test_bad_layouts_and_groups():
         cache.update(torch.zeros(1, 3, 4, 16), torch.zeros(1, 3, 4, 16), 0)
     with pytest.raises(ValueError, match="calibrate"):
         AquaKVCache(m, Predictors.zeros(2, 32))
+
+
+class _HalfRotary(torch.nn.Module):  # rotary embedding over half the head (partial RoPE)
+    def forward(self, x, pos):
+        t = pos.shape[-1]
+        return torch.ones(1, t, 8), torch.zeros(1, t, 8)
+
+
+def test_unsupported_attention_layouts_are_clear_errors():
+    m = _model()
+    m.config.layer_types = ["full_attention", "chunked_attention", "full_attention"]
+    with pytest.raises(UnsupportedLayoutError, match="chunked_attention"):
+        AquaKVCache(m, None)
+    m = _model()
+    m.model.rotary_emb = _HalfRotary()
+    with pytest.raises(UnsupportedLayoutError, match="partial rotary"):
+        AquaKVCache(m, None)  # at construction, not in the middle of a forward
+    m = _model()
+    del m.model.rotary_emb
+    with pytest.raises(ValueError, match="RoPE models only"):  # also a ValueError: the CLI's exit 2
+        AquaKVCache(m, None)

@@ -43,3 +43,80 @@ def test_user_errors_exit_2(argv, needle, capsys):
     assert main(argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and needle in err[0]
+
+
+def _one_error_line(capsys, needle):
+    err = [
+        x for x in capsys.readouterr().err.splitlines() if x.startswith("aquakv")
+    ]  # not transformers' bars
+    assert len(err) == 1 and err[0].startswith("aquakv: error: ") and needle in err[0], err
+
+
+def test_group_size_not_dividing_the_channels_exits_2(capsys):
+    assert main(["calibrate", "--group-size", "128"]) == 2  # zoo tiny has 64 KV channels
+    _one_error_line(capsys, "does not divide the 64 KV channels")
+
+
+@pytest.mark.parametrize(
+    "layers,fingerprint,needle", [(3, None, "3 layers"), (2, "0123abcd", "another model")]
+)
+def test_predictors_for_another_model_exit_2(tmp_path, capsys, layers, fingerprint, needle):
+    from aquakv.predictors import Predictors, model_fingerprint
+    from papercore import zoo
+
+    m, _ = zoo.load("tiny")
+    Predictors.zeros(layers, 64, fingerprint or model_fingerprint(m)).save(tmp_path)
+    assert main(["eval", "--predictors", str(tmp_path), "--methods", "aquakv"]) == 2
+    _one_error_line(capsys, needle)
+
+
+def test_unsupported_attention_layout_exits_2(monkeypatch, capsys):
+    import papercore.zoo
+
+    load = papercore.zoo.load_model
+
+    def hybrid(spec, **kw):  # a model with a layer type the cache cannot hold
+        model, tok, src = load(spec, **kw)
+        model.config.layer_types = ["full_attention", "linear_attention"]
+        return model, tok, src
+
+    monkeypatch.setattr(papercore.zoo, "load_model", hybrid)
+    assert main(["generate", "--method", "higgs", "--max-new-tokens", "2"]) == 2
+    _one_error_line(capsys, "linear_attention")
+
+
+def test_ctrl_c_exits_130_with_one_line_then_resumes(tmp_path, monkeypatch, capsys):
+    import sys
+
+    C = sys.modules["aquakv.calibrate"]  # the package re-exports the function under the module's name
+
+    real = C.calibrate
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(C, "calibrate", interrupted)
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "partial").write_text("x")  # what an interrupted run leaves behind
+    assert main(["calibrate", "--out", str(out), "--resume", *FAST]) == 130
+    text = capsys.readouterr().err
+    err = [x for x in text.splitlines() if x.startswith("aquakv")]
+    assert len(err) == 1 and "interrupted" in err[0] and "Traceback" not in text
+    assert main(["calibrate", "--out", str(out), *FAST]) == 2  # not empty: --resume or a new folder
+    _one_error_line(capsys, "--resume")
+    monkeypatch.setattr(C, "calibrate", real)
+    assert main(["calibrate", "--out", str(out), "--resume", *FAST]) == 0
+    assert (out / "predictors.json").is_file() and (out / "resolved_config.json").is_file()
+
+
+def test_grids_lists_and_generates(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PAPERCORE_CACHE", str(tmp_path))
+    assert main(["grids"]) == 0
+    text = capsys.readouterr().out
+    assert "(6, 4096): 2.00 bits/value  not generated yet" in text and "(8, 65536)" in text
+    assert main(["grids", "--d", "1", "--n", "8"]) == 0  # 1-D: exact Lloyd-Max, instant
+    assert "MSE 0.03" in capsys.readouterr().out  # the 8-level Lloyd-Max grid: 0.0345
+    assert (tmp_path / "aquakv" / "grids" / "edenn_d1_n8_seed0_v1.safetensors").is_file()
+    assert main(["grids", "--d", "6"]) == 2
+    _one_error_line(capsys, "both --d and --n")

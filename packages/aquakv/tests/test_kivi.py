@@ -4,6 +4,7 @@ from transformers import DynamicCache
 from aquakv.evaluate import cache_factory
 from aquakv.kivi import KIVICache, _quant
 from papercore import zoo
+from papercore.hf_compat import cache_kwarg, output_cache
 from papercore.kernels.packing import unpack_bits
 
 
@@ -21,8 +22,8 @@ def test_kivi_cache_error_shrinks_with_bits_and_storage_is_exact():
     errs = []
     for bits in (2, 4, 8):
         cache = KIVICache(m, bits, group=16, residual=16)
-        out = m(input_ids=ids[:, :48], use_cache=True, past_key_values=cache)
-        out2 = m(input_ids=ids[:, 48:], use_cache=True, past_key_values=out.past_key_values)
+        out = m(input_ids=ids[:, :48], use_cache=True, **{cache_kwarg(m): cache})
+        out2 = m(input_ids=ids[:, 48:], use_cache=True, **{cache_kwarg(m): output_cache(out)})
         errs.append((out2.logits - ref[:, 48:]).abs().max().item())
         mem = cache.memory()
         # per token and layer: K and V, 64 values each at `bits` + fp16 scale and zero per 16 values

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 from aquakv.cache import AquaKVCache
 from aquakv.calibrate import calibrate
-from aquakv.config import AquaKVConfig, bytes_per_token
+from aquakv.config import AquaKVConfig, UnsupportedLayoutError, bytes_per_token
 from aquakv.kivi import KIVICache
 from aquakv.predictors import Predictors, fit_ridge
 from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer
@@ -26,6 +26,7 @@ __all__ = [
     "IdentityQuantizer",
     "KIVICache",
     "Predictors",
+    "UnsupportedLayoutError",
     "bytes_per_token",
     "calibrate",
     "fit_ridge",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from aquakv.config import FIRST_LAYER_GRIDS, AquaKVConfig
+from aquakv.config import FIRST_LAYER_GRIDS, AquaKVConfig, UnsupportedLayoutError
 from aquakv.kernels import quantize_rows
 from aquakv.predictors import Predictors
 from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer, QRows
@@ -42,7 +42,7 @@ def check_supported(config) -> None:
     types = set(getattr(config, "layer_types", None) or ["full_attention"])
     bad = types - {"full_attention", "sliding_attention"}
     if bad:
-        raise NotImplementedError(
+        raise UnsupportedLayoutError(
             f"the AQUA-KV cache supports full (and wide sliding-window) attention layers only; this model has {sorted(bad)}"
         )
 
@@ -183,8 +183,11 @@ class AquaKVCache(Cache):
         self.backend, self.keep_dequantized = backend, keep_dequantized
         rotary = getattr(getattr(model, "model", model), "rotary_emb", None)
         if rotary is None:
-            raise NotImplementedError(f"{type(model).__name__} has no `model.rotary_emb`: RoPE models only")
+            raise UnsupportedLayoutError(
+                f"{type(model).__name__} has no `model.rotary_emb`: the AQUA-KV cache supports RoPE models only"
+            )
         self.rope = RopeTable(rotary, self.head_dim)
+        self.rope.check(next(iter(rotary.buffers()), torch.empty(0)).device)  # partial RoPE: fail now
         self._plan = None
         self._prev_old = self._prev_new = None
         super().__init__(layers=[_Chunked() for _ in range(self.num_layers)])
@@ -226,7 +229,7 @@ class AquaKVCache(Cache):
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
         b, h, t, d = key_states.shape
         if h != self.num_kv_heads or d != self.head_dim:
-            raise ValueError(
+            raise UnsupportedLayoutError(
                 f"unsupported attention layout: layer {layer_idx} gave keys of shape {tuple(key_states.shape)}, "
                 f"expected [batch, {self.num_kv_heads} KV heads, tokens, {self.head_dim}]"
             )

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from aquakv.cache import kv_layout
-from aquakv.config import FIRST_LAYER_GRIDS, AquaKVConfig
+from aquakv.config import FIRST_LAYER_GRIDS, AquaKVConfig, UnsupportedLayoutError
 from aquakv.predictors import Predictors, RidgeAccumulator, model_fingerprint
 from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer, equivalent_bits, relative_mse
 from papercore.calib import BlockCheckpoints, CalibConfig, run_calibration
@@ -61,7 +61,9 @@ def capture_names(model) -> tuple[str, str]:
     attn = model.model.layers[0].self_attn
     for name in ("k_proj", "v_proj"):
         if not hasattr(attn, name):
-            raise NotImplementedError(f"{type(model).__name__}: attention without `{name}` is not supported")
+            raise UnsupportedLayoutError(
+                f"{type(model).__name__}: attention without `{name}` is not supported by AQUA-KV calibration"
+            )
     return ("self_attn.k_norm" if hasattr(attn, "k_norm") else "self_attn.k_proj", "self_attn.v_proj")
 
 

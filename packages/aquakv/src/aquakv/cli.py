@@ -144,7 +144,10 @@ def _predictors(path, model, tok, cfg, common):
 
     if path is not None:
         return load_predictors(path, model)
-    return builtin_predictors(model, cfg, tok, seed=common.seed, device=common.torch_device)
+    print(
+        "no --predictors: using built-in predictors (calibrated on the stdlib corpus on first use, then cached)"
+    )
+    return builtin_predictors(model, cfg, tok, seed=common.seed, device=common.torch_device, progress=True)
 
 
 def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
@@ -173,7 +176,7 @@ def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
             continue
         t0 = time.perf_counter()
         ppl, cache = chunked_perplexity(
-            model, test, factory, chunk_size=opts.chunk_size, batch_size=opts.batch_size
+            model, test, factory, chunk_size=opts.chunk_size, batch_size=opts.batch_size, progress=True
         )
         rep = storage_report(model, cache, cfg)
         rep.pop("memory", None)
@@ -237,6 +240,46 @@ def generate_cmd(opts: GenerateOptions, common: CommonOptions) -> int:
     return 0
 
 
+@dataclass
+class GridOptions:
+    d: int | None = field(default=None, metadata={"help": "grid dimension (with --n: generate that grid)"})
+    n: int | None = field(default=None, metadata={"help": "grid size, a power of two"})
+    grid_seed: int = field(default=0, metadata={"help": "seed of the Gaussian samples"})
+
+
+def grids_cmd(opts: GridOptions, common: CommonOptions) -> int:
+    """List the grids and where they are; with --d and --n generate (once) and cache one."""
+    from aquakv.grids import (
+        SUPPORTED,
+        _find,
+        bits_per_value,
+        cache_folder,
+        ensure_grid,
+        get_grid,
+        monte_carlo_mse,
+    )
+
+    if (opts.d is None) != (opts.n is None):
+        raise UserError("pass both --d and --n to generate a grid (or neither to list them)")
+    if opts.d is None:
+        for d, n in SUPPORTED:
+            where = _find(d, n, opts.grid_seed)
+            print(f"  ({d}, {n}): {bits_per_value(d, n):.2f} bits/value  {where or 'not generated yet'}")
+        print(
+            f"generate one with: aquakv grids --d 6 --n 4096 [--device cuda]   (cached under {cache_folder()})"
+        )
+        return 0
+    if opts.d < 1 or opts.n < 2 or opts.n & (opts.n - 1):
+        raise UserError(f"need --d >= 1 and --n a power of two >= 2, got d={opts.d}, n={opts.n}")
+    t0 = time.perf_counter()
+    path = ensure_grid(opts.d, opts.n, seed=opts.grid_seed, device=common.torch_device)
+    mse = monte_carlo_mse(get_grid(opts.d, opts.n, seed=opts.grid_seed), 200_000)
+    print(
+        f"grid ({opts.d}, {opts.n}): per-dimension Gaussian MSE {mse:.5f}; {path} ({time.perf_counter() - t0:.1f} s)"
+    )
+    return 0
+
+
 def info(common: CommonOptions) -> int:
     """Version, grids and the bytes per token of common shapes."""
     from aquakv.config import bytes_per_token
@@ -275,6 +318,7 @@ app = CLI(
         Command(
             "generate", generate_cmd, "generate with an AQUA-KV cache and report the memory", GenerateOptions
         ),
+        Command("grids", grids_cmd, "list the grids; generate and cache one (--d 6 --n 4096)", GridOptions),
         Command("info", info, "version, grids and the storage of common shapes"),
         Command("demo", demo, "calibrate the built-in tiny model and compare the cache methods"),
     ],
@@ -284,7 +328,11 @@ app = CLI(
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    return app.main(argv or ["demo"])
+    try:
+        return app.main(argv or ["demo"])
+    except NotImplementedError as e:  # an unsupported model (papercore raises these too): a user error
+        print(f"aquakv: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

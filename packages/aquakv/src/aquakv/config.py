@@ -11,6 +11,13 @@ FIRST_LAYER_GRIDS = {2: (2, 16), 3: (2, 64), 4: (2, 256)}  # bits -> (d, n); 16 
 SCALE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 
 
+class UnsupportedLayoutError(NotImplementedError, ValueError):
+    """The model's attention layout cannot use this cache (layer types, RoPE, KV head shapes).
+
+    A ``ValueError`` too, so the CLI reports it as a user error (one line, exit code 2).
+    """
+
+
 def _pow2(x: int) -> bool:
     return isinstance(x, int) and x >= 1 and not (x & (x - 1))
 
@@ -51,8 +58,6 @@ class AquaKVConfig:
             raise ValueError(
                 f"group_size must be a power of two (or None for all channels), got {self.group_size!r}"
             )
-        if self.group_size is not None and self.group_size % self.edenn_d:
-            raise ValueError(f"group_size {self.group_size} must be a multiple of edenn_d {self.edenn_d}")
         if self.first_layer_bits not in (*FIRST_LAYER_GRIDS, 16):
             raise ValueError(f"first_layer_bits must be 2, 3, 4 or 16, got {self.first_layer_bits!r}")
         if self.scale_dtype not in SCALE_BYTES:
@@ -71,8 +76,8 @@ class AquaKVConfig:
             )
         if channels % g:
             raise ValueError(f"group_size {g} does not divide the {channels} KV channels")
-        if g % self.edenn_d or (self.first_layer_bits != 16 and g % 2):
-            raise ValueError(f"group_size {g} must be a multiple of the grid dimension {self.edenn_d}")
+        if g < 2:
+            raise ValueError(f"group_size must be >= 2, got {g}")
         return g
 
     def to_dict(self) -> dict:
@@ -89,7 +94,7 @@ def row_bytes(channels: int, d: int, n: int, group: int, scale_bytes: int = 2) -
     from aquakv.quantizer import _split_bits
     from papercore.kernels.packing import packed_numel
 
-    codes = channels // d
+    codes = -(-channels // d)  # the last piece is zero-padded when d does not divide the row
     words = sum(packed_numel(codes, b) for b in _split_bits(int(math.log2(n))))
     return 4 * words + (channels // group) * scale_bytes
 

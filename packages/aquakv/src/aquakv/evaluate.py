@@ -79,7 +79,7 @@ def storage_report(model, cache, cfg: AquaKVConfig | None = None) -> dict:
 
 
 def builtin_predictors(model, cfg: AquaKVConfig, tokenizer, *, nsamples: int = 32, seqlen: int = 256,
-                       seed: int = 0, device=None) -> Predictors:  # fmt: skip
+                       seed: int = 0, device=None, progress: bool = False) -> Predictors:  # fmt: skip
     """Predictors for ``model`` calibrated on the offline stdlib corpus, cached on disk (first use calibrates)."""
     from aquakv.calibrate import calibrate
     from papercore.data import get_calibration_data
@@ -95,8 +95,11 @@ def builtin_predictors(model, cfg: AquaKVConfig, tokenizer, *, nsamples: int = 3
         except (ValueError, OSError):
             log.warning("cached predictors in %s are unreadable; recalibrating", folder)
     windows = get_calibration_data("stdlib", tokenizer, nsamples, seqlen, seed=seed)
-    result = calibrate(model, windows, cfg, progress=False, device=device)
-    result.predictors.save(folder)
+    result = calibrate(model, windows, cfg, progress=progress, device=device)
+    from papercore.io import atomic_dir
+
+    with atomic_dir(folder) as tmp:  # built under a temporary name, renamed into place
+        result.predictors.save(tmp)
     return result.predictors
 
 

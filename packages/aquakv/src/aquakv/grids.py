@@ -95,10 +95,14 @@ def nearest(x: torch.Tensor, grid: torch.Tensor, chunk: int = 1 << 16) -> torch.
     return out
 
 
-def _kmeans(samples: torch.Tensor, n: int, iters: int, gen: torch.Generator) -> tuple[torch.Tensor, float]:
+def _kmeans(samples: torch.Tensor, n: int, iters: int, gen: torch.Generator,
+            desc: str | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
+    from papercore.runtime import progress
+
     idx = torch.randperm(samples.shape[0], generator=gen, device="cpu")[:n].to(samples.device)
     c = samples[idx].clone()
-    for _ in range(iters):
+    steps = range(iters) if desc is None else progress(range(iters), desc=desc)
+    for _ in steps:
         a = nearest(samples, c)
         sums = torch.zeros_like(c).index_add_(0, a, samples)
         counts = torch.bincount(a, minlength=n).to(samples.dtype)
@@ -121,11 +125,14 @@ def generate_grid(
     iters: int | None = None,
     restarts: int | None = None,
     device: str | torch.device = "cpu",
+    show_progress: bool | None = None,
 ) -> torch.Tensor:
     """A grid of ``n`` points in ``d`` dimensions minimising the Gaussian MSE (float32 ``[n, d]``).
 
     Deterministic given ``seed`` (and the device). Sizes default to about 400 samples per point
     (at least 200k, at most 4M), 60 Lloyd iterations and 4 restarts for ``n <= 256``.
+    A progress bar (``papercore.runtime.progress``) is shown for large grids (``n >= 4096``) unless
+    ``show_progress=False``.
     """
     code_bits(n)
     if d < 1:
@@ -138,9 +145,11 @@ def generate_grid(
     restarts = restarts or (4 if n <= 256 else 1)
     gen = torch.Generator().manual_seed(seed)
     best, best_mse = None, math.inf
-    for _ in range(restarts):
+    show = n >= 4096 if show_progress is None else show_progress
+    for r in range(restarts):
         samples = torch.randn(num_samples, d, generator=gen).to(device)
-        c, mse = _kmeans(samples, n, iters, gen)
+        desc = f"grid ({d}, {n}) Lloyd" + (f" {r + 1}/{restarts}" if restarts > 1 else "")
+        c, mse = _kmeans(samples, n, iters, gen, desc if show else None)
         if mse < best_mse:
             best, best_mse = c, mse
     # Symmetrise the scale: E||g||^2 slightly off 1 - E||x||^2 ... keep Lloyd's fixed point as is.
@@ -148,10 +157,11 @@ def generate_grid(
 
 
 def monte_carlo_mse(grid: torch.Tensor, num_samples: int = 1_000_000, seed: int = 12345) -> float:
-    """Per-dimension MSE of nearest-point rounding of fresh Gaussian samples."""
+    """Per-dimension MSE of nearest-point rounding of fresh Gaussian samples (on the grid's device)."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(num_samples, grid.shape[1], generator=gen)
-    return float(((x - grid[nearest(x, grid.float())]) ** 2).mean())
+    x = torch.randn(num_samples, grid.shape[1], generator=gen).to(grid.device)
+    g = grid.float()
+    return float(((x - g[nearest(x, g)]) ** 2).mean())
 
 
 # -------------------------------------------------------------------------------- caching
@@ -211,7 +221,7 @@ def _load_or_make(d, n, seed, device) -> torch.Tensor:
     if n * d >= 4096 * 6:
         log.warning("generating the (%d, %d) grid (one-off; cached under %s)", d, n, cache_folder())
     g = generate_grid(d, n, seed=seed, device=device or "cpu")
-    mse = gaussian_mse_1d(g) if d == 1 else monte_carlo_mse(g, 200_000)
+    mse = gaussian_mse_1d(g) if d == 1 else monte_carlo_mse(g.to(device or "cpu"), 200_000)
     save_tensors(
         cache_folder() / _name(d, n, seed),
         {"grid": g},

@@ -62,7 +62,8 @@ class HiggsQuantizer:
     channels : int
         Row width C (a multiple of ``group``).
     d, n : int
-        Grid dimension and size (``log2(n)/d`` bits per value).
+        Grid dimension and size (``log2(n)/d`` bits per value). When ``d`` does not divide the row
+        (``d = 6``), the last piece is zero-padded: ``ceil(C/d)`` codes per row.
     group : int, optional
         Hadamard group, a power of two dividing ``channels`` (default: ``channels``).
     scale_dtype : str
@@ -78,8 +79,6 @@ class HiggsQuantizer:
             raise ValueError(f"group size must be a power of two >= 2, got {group}")
         if channels % group:
             raise ValueError(f"group size {group} does not divide the {channels} channels")
-        if group % d:
-            raise ValueError(f"group size {group} is not a multiple of the grid dimension {d}")
         if scale_dtype not in _DTYPES:
             raise ValueError(f"scale_dtype must be one of {', '.join(_DTYPES)}, got {scale_dtype!r}")
         self.channels, self.d, self.n, self.group = channels, d, n, group
@@ -88,7 +87,10 @@ class HiggsQuantizer:
         self.grid = (get_grid(d, n) if grid is None else grid).float()
         if tuple(self.grid.shape) != (n, d):
             raise ValueError(f"grid must have shape ({n}, {d}), got {tuple(self.grid.shape)}")
-        self.num_codes = channels // d
+        # d-dim pieces run over the row's rotated values; when d does not divide C (d = 6) the last
+        # piece is zero-padded and its padding dropped on decode: ceil(C/d) codes per row.
+        self.num_codes = -(-channels // d)
+        self.pad = self.num_codes * d - channels
         self.streams = _split_bits(self.bits)
         self.words = sum(packed_numel(self.num_codes, b) for b in self.streams)
 
@@ -115,7 +117,9 @@ class HiggsQuantizer:
         xg = x.reshape(-1, self.channels // self.group, self.group).float()
         scale = torch.linalg.vector_norm(xg, dim=-1).to(self.scale_dtype).float()
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        y = fwht(xg, backend="torch") / safe[..., None]
+        y = (fwht(xg, backend="torch") / safe[..., None]).reshape(-1, self.channels)
+        if self.pad:
+            y = torch.nn.functional.pad(y, (0, self.pad))
         codes = nearest(y.reshape(-1, self.d), self._grid(x.device))
         return codes.view(*lead, self.num_codes), scale.view(*lead, -1)
 
@@ -144,7 +148,8 @@ class HiggsQuantizer:
         """The reconstruction ``[..., C]`` (torch reference; the fused kernel is in :mod:`aquakv.kernels`)."""
         lead = q.codes.shape[:-1]
         codes = self.unpack(q.codes)
-        y = self._grid(codes.device)[codes].reshape(-1, self.channels // self.group, self.group)
+        y = self._grid(codes.device)[codes].reshape(-1, self.num_codes * self.d)[:, : self.channels]
+        y = y.reshape(-1, self.channels // self.group, self.group)
         s = q.scales.float().reshape(-1, self.channels // self.group, 1)
         x = fwht(y, backend="torch") * (s / self.group)
         return x.reshape(*lead, self.channels).to(dtype)

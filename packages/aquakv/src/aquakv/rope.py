@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from aquakv.config import UnsupportedLayoutError
+
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
@@ -34,6 +36,10 @@ class RopeTable:
         self.rotary, self.head_dim = rotary, head_dim
         self.cos = self.sin = None
 
+    def check(self, device) -> None:
+        """Raise :class:`UnsupportedLayoutError` unless the rotary module covers the whole head."""
+        self.get(0, 1, device, torch.float32)
+
     @torch.no_grad()
     def get(self, start: int, end: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 ``cos, sin`` ``[end - start, D]`` cast to ``dtype`` on ``device``."""
@@ -43,7 +49,7 @@ class RopeTable:
             dummy = torch.zeros(1, 1, self.head_dim, device=device, dtype=torch.float32)
             cos, sin = self.rotary(dummy, pos)
             if cos.shape[-1] != self.head_dim:
-                raise NotImplementedError(
+                raise UnsupportedLayoutError(
                     f"partial rotary embeddings (rotary dim {cos.shape[-1]} < head_dim {self.head_dim}) "
                     "are not supported by the AQUA-KV cache"
                 )

@@ -36,6 +36,7 @@ def fused_supported(quantizer) -> bool:
         isinstance(quantizer, HiggsQuantizer)
         and quantizer.bits in (1, 2, 4, 8, 16)
         and quantizer.group >= min_group
+        and quantizer.group % quantizer.d == 0
     )
 
 

@@ -94,6 +94,7 @@ def quantize_supported(quantizer) -> bool:
         and quantizer.group >= 32
         and quantizer.d in (1, 2, 4, 8)
         and quantizer.n <= 256
+        and quantizer.group % quantizer.d == 0
     )
 
 
