@@ -29,6 +29,8 @@ def make_app(record):
             raise UserError("the name 'boom' is not allowed: pick another")
         if cfg.name == "ctrlc":
             raise KeyboardInterrupt
+        if cfg.name == "unsupported":
+            raise NotImplementedError("GPT2LMHeadModel is not supported: use a Llama-style decoder")
         if cfg.out:
             write_resolved_config(cfg.out, cfg, common)
         return 0
@@ -64,6 +66,7 @@ def test_resolved_config_written_next_to_outputs(tmp_path):
         (["go", "--steps", "-1"], "steps must be >= 0"),
         (["go", "--config", "/no/such/file.yaml"], "config file not found"),
         (["go", "--name", "boom"], "not allowed"),
+        (["go", "--name", "unsupported"], "is not supported"),
         (["go", "--device", "cuda:7"], "CUDA is not available"),
         (["go", "--dtype", "int3"], "unknown dtype"),
         (["grp"], "required"),

@@ -254,8 +254,9 @@ class CLI:
         except (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
             print(f"{self.prog}: error: {_one_line(e)}", file=sys.stderr)
             return 2
-        except ValueError as e:
-            # Invalid values reaching library code from the command line are user errors too.
+        except (ValueError, NotImplementedError) as e:
+            # Invalid values reaching library code from the command line are user errors too, and so
+            # is a model the method does not support (hf_compat.decoder_layers, unsupported layouts).
             log.debug("value error", exc_info=True)
             print(f"{self.prog}: error: {_one_line(e)}", file=sys.stderr)
             return 2
