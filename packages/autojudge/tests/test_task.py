@@ -9,22 +9,30 @@ def test_problems_are_seeded_and_in_range():
     for p in a:
         assert 2 <= len(p.steps) <= 4 and all(0 <= v <= 99 for v in p.values())
     p = task.Problem(7, (("*", 3), ("-", 8)))
-    assert p.values() == [7, 21, 13] and p.prompt == "Q: a=7; b=a*3; c=b-8. c?\nA:"
+    assert p.values() == [7, 21, 13] and p.prompt == "Q: a=7, b*B3, c-C8.\nA:"
+    # every step label occurs exactly once in the prompt (the format's one-token lookup)
+    for q in a:
+        assert all(q.prompt.count(v) == 1 for v in task.VARS[: len(q.steps) + 1])
+        assert all(q.prompt.count(v.upper()) == 1 for v in task.VARS[1 : len(q.steps) + 1])
 
 
 def test_every_style_renders_the_same_answer_and_oracle():
     p = task.Problem(7, (("*", 3), ("-", 8)))
     rng = random.Random(0)
     texts = {task.render(p, rng, s) for s in (task.TARGET_STYLE, task.DRAFT_STYLE) for _ in range(20)}
-    assert len(texts) > 3
+    assert len(texts) > 3 and any(" = " in t for t in texts) and any("*B3=21" in t for t in texts)
     for t in texts:
         assert t.endswith("#### 13") and task.parse_values(p, t) == [7, 21, 13]
         assert task.consistent_prefix(p, [7, 21, 13], t, ended=True)
-    cur = " We have a=7. So b=a*3=21. So c=b-8=13. Answer: 13. #### 13"
+    cur = " We have a=7. So b*B3=21. So c-C8=13. Answer: 13. #### 13"
+    assert task.parse_values(p, cur) == [7, 21, 13]
     assert task.oracle_important(p, cur, " We have a=7. T") is False  # connective
-    assert task.oracle_important(p, cur, " We have a=7. So b=3") is False  # operand order of '*'
-    assert task.oracle_important(p, cur, " We have a=7. So b=a*3=2") is False  # prefix of 21
-    assert task.oracle_important(p, cur, " We have a=7. So b=a*3=22") is True  # digit
-    assert task.oracle_important(p, cur, " We have a=7. So b=a*3=21. So c=8") is True  # '-' does not commute
-    assert task.oracle_important(p, cur, " We have a=7. So b=a*3=21. So c=b-8=13.", ended=True) is True
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3 ") is False  # spacing around '='
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3=2") is False  # prefix of 21
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3=22") is True  # digit
+    assert task.oracle_important(p, cur, " We have a=7. So b+") is True  # operator
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3=21. So c-C9") is True  # operand
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3=21. #") is True  # skipped step
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3=21. So c-C8=13.", ended=True) is True
+    assert task.oracle_important(p, cur, " We have a=7. So b*B3=21. So c-C8=13. #") is False  # no Answer line
     assert task.oracle_important(p, "garbage", " x") is None

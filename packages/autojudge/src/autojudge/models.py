@@ -3,7 +3,8 @@
 
 Both use the zoo's byte-level tokenizer with no merges (``vocab_size=260``: one token per
 character, so every digit and operator is its own token). The target is trained on text in the
-target's wording habit, the draft (smaller, fewer steps) on text in the draft's habit.
+target's wording habit, the draft (smaller, fewer steps) on text in the draft's habit. Measured
+on CPU (100 eval problems): target 93% gold accuracy after ~3 min of training, draft 3%.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ TARGET_RECIPE = zoo.Recipe(
     corpus=TARGET_CORPUS,
     vocab_size=260,
     hidden_size=128,
-    num_layers=2,
+    num_layers=3,
     num_heads=4,
     num_kv_heads=2,
     intermediate_size=384,
     tie_embeddings=True,
-    seqlen=96,
-    batch_size=16,
-    steps=1200,
+    seqlen=128,  # a whole 4-step document fits in a window (96 cut them: 63% accuracy)
+    batch_size=12,
+    steps=2400,
     lr=3e-3,
     warmup=50,
     train_chars=4_000_000,
@@ -60,8 +61,8 @@ DRAFT_RECIPE = zoo.Recipe(
     num_kv_heads=1,
     intermediate_size=192,
     tie_embeddings=True,
-    seqlen=96,
-    batch_size=24,
+    seqlen=128,
+    batch_size=18,
     steps=300,
     lr=4e-3,
     warmup=30,

@@ -1,14 +1,21 @@
 """The built-in task: seeded arithmetic chains with a checkable answer and answer-neutral wording.
 
-A problem gives a start value and a chain of steps, e.g. ``Q: a=7; b=a*3; c=b-8. c?`` and a
-solution computes each variable and ends with ``#### N``::
+A problem gives a start value and a chain of steps, each with its own label, e.g.
+``Q: a=7, b*B3, c-C8.`` (``b`` is ``a*3``, ``c`` is ``b-8``), and a solution computes each step and
+ends with ``#### N``::
 
-    Q: a=7; b=a*3; c=b-8. c?
-    A: We have a=7. So b=a*3=21. So c=b-8=13. #### 13
+    Q: a=7, b*B3, c-C8.
+    A: We have a=7. So b*B3=21. So c-C8=13. Answer: 13. #### 13
+
+Every label (``b`` before the operator, its uppercase twin ``B`` before the operand) occurs exactly
+once in the prompt, so each operator and operand a solution restates directly follows a unique
+character there (a one-token lookup that tiny models learn quickly; the
+earlier ``b=a*3`` format needed a two-token lookup after a common ``=``, and CPU-sized models
+stayed near 10% accuracy).
 
 The wording has **style slots** that never change the answer: an optional restatement of the
-start value, a connective before each step (``So``/``Then``/``Thus``/none), the operand order of
-commutative steps (``a*3`` or ``3*a``) and an optional ``Answer: N.`` line before ``####``. A
+start value, a connective before each step (``So``/``Then``/``Thus``/none), spacing around each
+step's ``=`` (``b*B3=21`` or ``b*B3 = 21``) and an optional ``Answer: N.`` line before ``####``. A
 :class:`StylePolicy` draws each slot; the target and draft models are trained on text drawn with
 different policies (so their greedy outputs differ in style), and the draft is weaker (so they also
 differ in digits).
@@ -27,7 +34,9 @@ from dataclasses import dataclass, field
 
 VARS = "abcde"
 CONNECTIVES = ("So ", "Then ", "Thus ", "")
-TASK_VERSION = 1
+EQUALS = ("=", " = ")
+MAX_VALUE = 99
+TASK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,11 @@ class Problem:
 
     @property
     def prompt(self) -> str:
-        chain = "; ".join(
-            [f"a={self.start}"] + [f"{VARS[i + 1]}={VARS[i]}{op}{k}" for i, (op, k) in enumerate(self.steps)]
+        chain = ", ".join(
+            [f"a={self.start}"]
+            + [f"{VARS[i + 1]}{op}{VARS[i + 1].upper()}{k}" for i, (op, k) in enumerate(self.steps)]
         )
-        return f"Q: {chain}. {VARS[len(self.steps)]}?\nA:"
+        return f"Q: {chain}.\nA:"
 
 
 def _apply(x: int, op: str, k: int) -> int:
@@ -61,13 +71,14 @@ def _apply(x: int, op: str, k: int) -> int:
 
 
 def make_problem(rng: random.Random, uid: str = "") -> Problem:
-    """A random problem: start 2..9, 2..4 steps of +k, -k (k 1..9) or *k (k 2..3), values in 0..99."""
+    """A random problem: start 2..9, 2..4 steps of +k, -k (k 1..9) or *k (k 2..3), values in
+    0..MAX_VALUE."""
     start = rng.randint(2, 9)
     steps, x = [], start
     for _ in range(rng.randint(2, 4)):
-        options = [("+", k) for k in range(1, 10) if x + k <= 99]
+        options = [("+", k) for k in range(1, 10) if x + k <= MAX_VALUE]
         options += [("-", k) for k in range(1, 10) if x - k >= 0]
-        options += [("*", k) for k in (2, 3) if x * k <= 99]
+        options += [("*", k) for k in (2, 3) if x * k <= MAX_VALUE]
         op, k = rng.choice(options)
         steps.append((op, k))
         x = _apply(x, op, k)
@@ -85,21 +96,22 @@ class StylePolicy:
 
     restate: float
     connectives: tuple[float, ...]  # weights over CONNECTIVES
-    commute: float  # write ``k*x`` instead of ``x*k`` (``+`` and ``*`` only)
+    spaced: float  # write ``b*B3 = 21`` instead of ``b*B3=21``
     answer_line: float
     name: str = field(default="", compare=False)
 
 
-# The target's habit: restate, "So", problem order, an "Answer:" line. The draft's: the opposite.
-TARGET_STYLE = StylePolicy(0.8, (0.6, 0.15, 0.1, 0.15), 0.2, 0.8, name="target")
+# The target's habit: restate, "So", no spaces around "=", an "Answer:" line. The draft's: the opposite.
+# The target's mix is not too skewed, so that it keeps its answer after a swapped-in draft style token.
+TARGET_STYLE = StylePolicy(0.7, (0.5, 0.25, 0.1, 0.15), 0.3, 0.7, name="target")
 DRAFT_STYLE = StylePolicy(0.2, (0.15, 0.6, 0.1, 0.15), 0.8, 0.2, name="draft")
 
 
 def step_options(i: int, op: str, k: int, value: int) -> list[str]:
     """Every rendering of step ``i`` (computing ``VARS[i+1]``) with the given value."""
-    u, v = VARS[i], VARS[i + 1]
-    exprs = [f"{u}{op}{k}"] + ([f"{k}{op}{u}"] if op in "+*" else [])
-    return [f" {c}{v}={e}={value}." for c in CONNECTIVES for e in exprs]
+    return [
+        f" {c}{VARS[i + 1]}{op}{VARS[i + 1].upper()}{k}{eq}{value}." for c in CONNECTIVES for eq in EQUALS
+    ]
 
 
 def render(problem: Problem, rng: random.Random, style: StylePolicy, values: list[int] | None = None) -> str:
@@ -108,9 +120,8 @@ def render(problem: Problem, rng: random.Random, style: StylePolicy, values: lis
     parts = [f" We have a={problem.start}." if rng.random() < style.restate else ""]
     for i, (op, k) in enumerate(problem.steps):
         conn = rng.choices(CONNECTIVES, weights=style.connectives)[0]
-        u, v = VARS[i], VARS[i + 1]
-        expr = f"{k}{op}{u}" if op in "+*" and rng.random() < style.commute else f"{u}{op}{k}"
-        parts.append(f" {conn}{v}={expr}={vals[i + 1]}.")
+        eq = EQUALS[1] if rng.random() < style.spaced else EQUALS[0]
+        parts.append(f" {conn}{VARS[i + 1]}{op}{VARS[i + 1].upper()}{k}{eq}{vals[i + 1]}.")
     if rng.random() < style.answer_line:
         parts.append(f" Answer: {vals[-1]}.")
     parts.append(f" #### {vals[-1]}")
@@ -127,7 +138,7 @@ def corpus(style: StylePolicy, n: int, seed: int) -> list[str]:
     return out
 
 
-_STEP = re.compile(r"([a-e])=(?:[a-e0-9]+[-+*][a-e0-9]+)=(\d+)\.")
+_STEP = re.compile(r"([a-e])[-+*][A-E]\d+ ?= ?(\d+)\.")
 
 
 def parse_values(problem: Problem, solution: str) -> list[int] | None:
