@@ -38,7 +38,7 @@ from papercore.kernels.packing import pack_bits
 from papercore.testing import rel_error
 from spqr.kernels import select_path, spqr_linear, triton_ops
 from spqr.kernels.layout import layout_of
-from spqr.kernels.triton_ops import FastConfig, fast_gemv, fast_linear_dequant
+from spqr.kernels.triton_ops import GemvConfig, fast_gemv, fast_linear_dequant
 from spqr.quantized_linear import QuantizedLinear, build_csr, index_dtype
 
 SHAPES = {"7b": (4096, 11008), "13b": (5120, 13824), "70b": (8192, 28672)}  # gate_proj in x out
@@ -90,7 +90,7 @@ def read_bytes(layer: QuantizedLinear) -> int:
     return lay.nbytes + sum(t.numel() * t.element_size() for t in shared)
 
 
-def sweep(shape: str, tokens: int, outliers: float) -> FastConfig:
+def sweep(shape: str, tokens: int, outliers: float) -> GemvConfig:
     """Time the fast kernel's launch settings at one shape; return the fastest."""
     in_f, out_f = SHAPES[shape]
     x = torch.randn(tokens, in_f, device=DEVICE, dtype=torch.float16)
@@ -101,7 +101,7 @@ def sweep(shape: str, tokens: int, outliers: float) -> FastConfig:
     for bo in blocks:
         for bk in ks:
             for warps in (2, 4, 8):
-                cfg = FastConfig(bo, bk, warps)
+                cfg = GemvConfig(bo, bk, warps)
                 try:
                     us, _ = graph_time_us([partial(fast_gemv, x, lay, None, config=cfg) for lay in layers])
                 except Exception as e:  # a config that does not compile (registers, shared memory)

@@ -20,8 +20,9 @@ MAX_TOKENS = 16  # the GEMV kernel takes up to this many tokens; more go through
 
 @dataclass(frozen=True)
 class GemvConfig:
-    """Launch settings: ``block_o`` output rows per program, ``block_k`` (>= groupsize) permuted
-    columns per step, ``outlier_chunk`` outliers per row per step of the outlier pass."""
+    """Launch settings of both GEMV kernels: ``block_o`` output rows per program, ``block_k`` permuted
+    columns per step (>= groupsize for the generic kernel, a multiple of 16 for the fast one),
+    ``outlier_chunk`` outliers per row per step of the outlier pass."""
 
     block_o: int = 32
     block_k: int = 128
@@ -65,24 +66,12 @@ def invert_perm(perm: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-@dataclass(frozen=True)
-class FastConfig:
-    """Launch settings of the fast kernel: ``block_o`` rows per program, ``block_k`` permuted
-    columns per step (a multiple of 16), ``outlier_chunk`` outliers per row per step."""
-
-    block_o: int = 16
-    block_k: int = 256
-    num_warps: int = 4
-    num_stages: int = 2
-    outlier_chunk: int = 16
-
-
 # Measured on an H200 (benchmarks/bench_matvec.py --sweep), keyed by "one token" / "several".
-FAST_TUNING = {1: FastConfig(16, 256, 2), 16: FastConfig(16, 128, 2)}
+FAST_TUNING = {1: GemvConfig(16, 256, 2), 16: GemvConfig(16, 128, 2)}
 
 
 def fast_gemv(
-    x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: FastConfig | None = None
+    x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: GemvConfig | None = None
 ) -> torch.Tensor:
     """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 16``, with the
     fast kernel on the layer's :class:`~spqr.kernels.layout.KernelLayout` (built on first use)."""
