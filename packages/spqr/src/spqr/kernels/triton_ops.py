@@ -70,6 +70,24 @@ def invert_perm(perm: torch.Tensor) -> torch.Tensor:
 FAST_TUNING = {1: GemvConfig(16, 256, 2), 16: GemvConfig(16, 128, 2)}
 
 
+def _layout_args(layer, lay) -> tuple[tuple, tuple, dict]:
+    """What both fast kernels take about the weight: the layout and second-level tensors (a dummy where
+    one is absent), the sizes ``(LOW, HIW, G)`` and the constexprs ``HB, GS, B2, STATS16``."""
+    dummy = lay.lo
+    if lay.stats is not None:
+        stats = (lay.stats, dummy, dummy, layer.scale_qq_scale, layer.scale_qq_zero, layer.zero_qq_scale,
+                 layer.zero_qq_zero)  # fmt: skip
+    else:
+        stats = (dummy, lay.scale16, lay.zero16, dummy, dummy, dummy, dummy)
+    sizes = (
+        lay.lo.shape[1],
+        lay.hi.shape[-1] if lay.hi.dim() == 2 else 1,
+        layer.in_features // layer.groupsize,
+    )
+    consts = dict(HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=lay.stats is None)
+    return (lay.lo, lay.hi, *stats), sizes, consts
+
+
 def fast_gemv(
     x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: GemvConfig | None = None
 ) -> torch.Tensor:
@@ -92,24 +110,11 @@ def fast_gemv(
     block_o, block_k = cfg.block_o, cfg.block_k
     if interpreter_enabled():
         block_o, block_k = 16, 32  # small tiles: several steps in the tests
-    quantized = lay.stats is not None
-    dummy = lay.lo
-    sqs = layer.scale_qq_scale if quantized else dummy
+    weights, sizes, consts = _layout_args(layer, lay)
     xp = x.index_select(1, lay.perm)
-    args = (
-        x, xp, lay.lo, lay.hi,
-        lay.stats if quantized else dummy, dummy if quantized else lay.scale16,
-        dummy if quantized else lay.zero16,
-        sqs, layer.scale_qq_zero if quantized else dummy,
-        layer.zero_qq_scale if quantized else dummy, layer.zero_qq_zero if quantized else dummy,
-        layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta,
-        bias if bias is not None else dummy, y,
-        t, o, i, lay.lo.shape[1], lay.hi.shape[-1] if lay.hi.dim() == 2 else 1,
-        i // layer.groupsize, x.stride(0), y.stride(0),
-    )  # fmt: skip
     _fast_kernels().fast_gemv_kernel[(-(-o // block_o),)](
-        *args,
-        HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=not quantized,
+        x, xp, *weights, layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta,
+        bias if bias is not None else lay.lo, y, t, o, i, *sizes, x.stride(0), y.stride(0), **consts,
         BLOCK_O=block_o, BK=block_k, TD=td, OCH=cfg.outlier_chunk, FP32=x.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_OUTLIERS=lay.delta.numel() > 0,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
@@ -127,19 +132,11 @@ def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None
     lay = layout_of(layer)
     o, i = layer.out_features, layer.in_features
     w = torch.empty(o, i, dtype=x.dtype, device=x.device)
-    quantized = lay.stats is not None
-    dummy = lay.lo
     block_o, block_k = (16, 32) if interpreter_enabled() else (32, 256)
-    k = _fast_kernels()
-    k.fast_dequant_kernel[(-(-o // block_o), -(-i // block_k))](
-        lay.lo, lay.hi, lay.stats if quantized else dummy, dummy if quantized else lay.scale16,
-        dummy if quantized else lay.zero16,
-        layer.scale_qq_scale if quantized else dummy, layer.scale_qq_zero if quantized else dummy,
-        layer.zero_qq_scale if quantized else dummy, layer.zero_qq_zero if quantized else dummy, w,
-        o, i, lay.lo.shape[1], lay.hi.shape[-1] if lay.hi.dim() == 2 else 1, i // layer.groupsize,
-        HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=not quantized,
-        BLOCK_O=block_o, BK=block_k, num_warps=4,
-    )  # fmt: skip
+    weights, sizes, consts = _layout_args(layer, lay)
+    _fast_kernels().fast_dequant_kernel[(-(-o // block_o), -(-i // block_k))](
+        *weights, w, o, i, *sizes, **consts, BLOCK_O=block_o, BK=block_k, num_warps=4
+    )
     if lay.pcols.numel():  # the stored-format kernel, fed the outliers' permuted columns
         _kernels().outlier_replace_kernel[(-(-o // 32),)](
             layer.outlier_row_offsets, lay.pcols, layer.outlier_values, w, o, i, BLOCK_O=32, OCH=16
