@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ROOT, guarded, parser  # noqa: E402
+from _common import ROOT, fair_sdpa, guarded, parser  # noqa: E402
 
 from papercore.bench import Entry, command_line, cuda_time_ms, hardware, today, write_results  # noqa: E402
 
@@ -96,12 +96,13 @@ def main() -> int:
         w = (torch.randn(C, 2 * C, device=dev) / 45).to(dtype)
         b = torch.randn(C, device=dev).to(dtype)
         ref = decode_predict_torch(rows, q, x, w, b)
-        got = decode_predict_triton(rows, q, x, w, b, out_dtype=torch.float32)
-        err = ((got - ref).norm() / ref.norm()).item()
-        if not err < 5e-3:
-            print(f"ABORT: fused decode kernel relative error {err:.2e} vs the torch reference")
-            return 2
-        print(f"check ok: fused kernel vs torch reference, relative error {err:.1e}")
+        for odt in (torch.float32, torch.float16):  # fp16: the Hadamard product on fp16 tensor cores
+            got = decode_predict_triton(rows, q, x[:, :C], w, b, x2=x[:, C:], out_dtype=odt).float()
+            err = ((got - ref).norm() / ref.norm()).item()
+            if not err < 5e-3:
+                print(f"ABORT: fused decode kernel ({odt}) relative error {err:.2e} vs the torch reference")
+                return 2
+            print(f"check ok: fused kernel ({odt}) vs torch reference, relative error {err:.1e}")
         from aquakv.kernels.quantize import quantize_triton
 
         xr = torch.randn(4096, C, device=dev) * torch.rand(4096, 1, device=dev) * 3
@@ -226,4 +227,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with fair_sdpa():
+        sys.exit(main())

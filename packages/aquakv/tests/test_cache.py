@@ -184,3 +184,29 @@ def test_unsupported_attention_layouts_are_clear_errors():
     del m.model.rotary_emb
     with pytest.raises(ValueError, match="RoPE models only"):  # also a ValueError: the CLI's exit 2
         AquaKVCache(m, None)
+
+
+def test_fused_backend_gives_the_torch_backends_logits():
+    """The cache's fused path (two-part value predictor, RoPE and the write into the attention
+    tensor inside the kernel) against the torch path, with real predictors and a real quantizer."""
+    from papercore.testing import triton_or_skip
+
+    triton_or_skip()
+    torch.manual_seed(0)
+    m = _model()
+    C = m.config.num_key_value_heads * 16
+    g = torch.Generator().manual_seed(3)
+    preds = Predictors.zeros(3, C)
+    for i in (1, 2):
+        preds.key[i] = (torch.randn(C, C, generator=g) / C**0.5 * 0.5, torch.randn(C, generator=g) * 0.01)
+        preds.value[i] = (
+            torch.randn(C, 2 * C, generator=g) / (2 * C) ** 0.5 * 0.5,
+            torch.randn(C, generator=g) * 0.01,
+        )
+    ids = torch.randint(0, 256, (2, 42))  # batch 2: strided writes into the attention tensors
+    cfg = AquaKVConfig(prefix_size=4, buffer_size=16, group_size=32)
+    outs = [
+        _feed(m, ids, AquaKVCache(m, preds, cfg, backend=be, check_fingerprint=False), [20, 1, 1])[0]
+        for be in ("torch", "triton")
+    ]
+    assert (outs[0] - outs[1]).abs().max() < 1e-4 * outs[0].abs().max()

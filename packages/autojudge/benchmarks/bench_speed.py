@@ -4,6 +4,9 @@ acceptance at the judge's acceptance rates and target-only greedy; plus the judg
 against one target verification forward.
 
     PYTHONPATH=$PWD/shared/src:$PWD/packages/autojudge/src python packages/autojudge/benchmarks/bench_speed.py --out $OUT/aj
+
+Mining is resumable: a ``--out`` folder that already holds the mined records of the same models
+(same zoo cache, ``PAPERCORE_CACHE``) skips straight to the judge and the timed runs.
     ... --quick   # tiny CPU run (end-to-end check)
 """
 
@@ -26,6 +29,9 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="folder for mined data, judge and rows")
     ap.add_argument("--mine-problems", type=int, default=None)
     ap.add_argument("--eval-problems", type=int, default=None)
+    ap.add_argument(
+        "--windows", default="2,4,8,16", help="lossless windows to sweep (the Pareto runs use the best)"
+    )
     args = ap.parse_args()
 
     from autojudge.checkers import gsm8k_answer
@@ -80,7 +86,8 @@ def main() -> int:
     rows_all = []
     # lossless at several W: pick the best wall-clock
     best_w, best_row = None, None
-    for w in (2, 4, 8, 16):
+    windows = [int(w) for w in args.windows.split(",")]
+    for w in windows:
         try:
             r = run_methods(
                 items,
@@ -97,7 +104,7 @@ def main() -> int:
         except Exception:
             traceback.print_exc()
     print(f"lossless: best W = {best_w}")
-    for w in sorted({best_w, 16}):
+    for w in sorted({best_w, max(windows)}):
         try:
             methods = [
                 Method("target greedy", None),

@@ -217,13 +217,12 @@ class AquaKVCache(Cache):
     def _compute_dtype(self, dtype):
         return torch.float32 if dtype == torch.float32 or not torch.cuda.is_available() else dtype
 
-    def _decode(self, q, rows: QRows, pred, x_prev, dtype):
+    def _decode(self, q, rows: QRows, pred, x, x2, dtype, into, rope=None):
         from aquakv.kernels import decode_predict
 
-        w, b = pred if pred is not None else (None, None)
-        return decode_predict(
-            rows, q, x_prev if w is not None else None, w, b, backend=self.backend, out_dtype=dtype
-        )
+        w, b = pred if (pred is not None and x is not None) else (None, None)
+        return decode_predict(rows, q, x if w is not None else None, w, b, x2=x2 if w is not None else None,
+                              rope=rope, into=into, backend=self.backend, out_dtype=dtype)  # fmt: skip
 
     # ------------------------------------------------------------------ the API
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
@@ -242,9 +241,19 @@ class AquaKVCache(Cache):
         if sink_take:
             layer.sink_k = torch.cat([layer.sink_k, key_states[:, :, :sink_take]], 2)
             layer.sink_v = torch.cat([layer.sink_v, value_states[:, :, :sink_take]], 2)
-        old_k, old_v = self._read(layer_idx, layer, key_states.dtype)
+        # The tensors attention reads, [B, T, C] in memory ([B, H, T, D] views): sink, the old
+        # quantized tokens (reconstructed straight into place), then the buffer with the new tokens.
+        ns, nq, nb = layer.num_sink, layer.num_quantized, layer.num_buffer + t - sink_take
+        full_k = key_states.new_empty(b, ns + nq + nb, h * d)
+        full_v = value_states.new_empty(b, ns + nq + nb, h * d)
+        heads = lambda x: x.view(b, -1, h, d).transpose(1, 2)  # noqa: E731
+        heads(full_k)[:, :, :ns] = layer.sink_k
+        heads(full_v)[:, :, :ns] = layer.sink_v
+        self._read(layer_idx, layer, full_k[:, ns : ns + nq], full_v[:, ns : ns + nq])
         buf_k = torch.cat([layer.buf_k, key_states[:, :, sink_take:]], 2)
         buf_v = torch.cat([layer.buf_v, value_states[:, :, sink_take:]], 2)
+        heads(full_k)[:, :, ns + nq :] = buf_k
+        heads(full_v)[:, :, ns + nq :] = buf_v
         if flush:
             self._write(layer_idx, layer, buf_k, buf_v)
             layer.buf_k, layer.buf_v = buf_k[:, :, :0], buf_v[:, :, :0]
@@ -252,9 +261,7 @@ class AquaKVCache(Cache):
             layer.buf_k, layer.buf_v = buf_k, buf_v
         if layer_idx == self.num_layers - 1:
             self._prev_old = self._prev_new = None  # no reconstruction outlives the forward pass
-        parts_k = [layer.sink_k, *([old_k] if old_k is not None else []), buf_k]
-        parts_v = [layer.sink_v, *([old_v] if old_v is not None else []), buf_v]
-        return torch.cat(parts_k, 2), torch.cat(parts_v, 2)
+        return heads(full_k), heads(full_v)
 
     def _begin(self, layer0: _Chunked, t: int) -> None:
         sink_take = min(max(self.cfg.prefix_size - layer0.num_sink, 0), t)
@@ -262,27 +269,26 @@ class AquaKVCache(Cache):
         self._plan = (sink_take, flush)
         self._prev_old = self._prev_new = None
 
-    def _read(self, idx: int, layer: _Chunked, dtype):
-        """Post-RoPE reconstruction ``[B, H, Tq, D]`` of the quantized tokens of layer ``idx``."""
+    def _read(self, idx: int, layer: _Chunked, into_k: torch.Tensor, into_v: torch.Tensor) -> None:
+        """Write the post-RoPE reconstruction of layer ``idx``'s quantized tokens into ``into_k``/``into_v``
+        (``[B, Tq, C]`` views), keeping the pre-RoPE rows for the next layer's predictors."""
         if layer.num_quantized == 0:
-            return None, None
-        if layer.deq is not None and layer.deq[0].shape[2] == layer.num_quantized:
-            return layer.deq
-        cdt = self._compute_dtype(dtype)
+            return
+        if layer.deq is not None and layer.deq[0].shape[1] == layer.num_quantized:
+            into_k.copy_(layer.deq[0])
+            into_v.copy_(layer.deq[1])
+            return
+        cdt = self._compute_dtype(into_k.dtype)
         q = self._quantizer(idx)
         kp, vp = self._pred(idx, layer.qk.codes.device, cdt)
         prev = self._prev_old
-        k_hat = self._decode(q, layer.qk, kp, prev[0] if prev else None, cdt)
-        v_in = torch.cat([k_hat, prev[1]], -1) if (vp is not None and prev) else None
-        v_hat = self._decode(q, layer.qv, vp, v_in, cdt)
-        self._prev_old = (k_hat, v_hat)
         start = layer.num_sink
-        cos, sin = self.rope.get(start, start + layer.num_quantized, k_hat.device, cdt)
-        keys = rotate(self._heads(k_hat), cos, sin).to(dtype)
-        vals = self._heads(v_hat).to(dtype)
+        rope = self.rope.get(start, start + layer.num_quantized, into_k.device, torch.float32)
+        k_hat = self._decode(q, layer.qk, kp, prev[0] if prev else None, None, cdt, into_k, rope)
+        v_hat = self._decode(q, layer.qv, vp, k_hat if prev else None, prev[1] if prev else None, cdt, into_v)
+        self._prev_old = (k_hat, v_hat)
         if self.keep_dequantized:
-            layer.deq = (keys, vals)
-        return keys, vals
+            layer.deq = (into_k.clone(), into_v.clone())
 
     def _write(self, idx: int, layer: _Chunked, buf_k, buf_v) -> None:
         """Quantize the buffer of layer ``idx`` as one chunk (residuals of the predictions)."""
@@ -312,10 +318,10 @@ class AquaKVCache(Cache):
         layer.qv = rv if layer.qv is None else QRows.cat([layer.qv, rv], 1)
         layer.num_quantized += buf_k.shape[2]
         if self.keep_dequantized and layer.deq is not None:
-            keys = rotate(self._heads(k_hat), cos, sin).to(buf_k.dtype)
+            keys = self._rows(rotate(self._heads(k_hat), cos, sin)).to(buf_k.dtype)
             layer.deq = (
-                torch.cat([layer.deq[0], keys], 2),
-                torch.cat([layer.deq[1], self._heads(v_hat).to(buf_v.dtype)], 2),
+                torch.cat([layer.deq[0], keys], 1),
+                torch.cat([layer.deq[1], v_hat.to(buf_v.dtype)], 1),
             )
 
     # ------------------------------------------------------------------ accounting

@@ -30,3 +30,32 @@ def test_fused_decode_fp16_output_and_dispatch():
     got = decode_predict(rows, q, backend="triton", out_dtype=torch.float16)
     assert got.dtype == torch.float16 and (got.float() - ref).abs().max() < 2e-3 * ref.abs().max()
     assert torch.equal(decode_predict(rows, q, backend="torch"), ref)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_fused_two_part_predictor_rope_and_into_equal_the_reference(batch):
+    """The cache's call: predictor input in two parts, RoPE on the copy written into a strided
+    slice of a larger [B, T, C] tensor; the rest of that tensor is left alone."""
+    triton_or_skip()
+    from aquakv.kernels.fused import decode_predict_triton
+
+    torch.manual_seed(1)
+    C, T, hd = 64, 9, 16
+    q = HiggsQuantizer(C, 2, 16, 32)
+    rows = q.quantize(torch.randn(batch, T, C))
+    x, x2 = torch.randn(batch, T, C), torch.randn(batch, T, C)
+    w, b = torch.randn(C, 2 * C) / 8, torch.randn(C)
+    ang = torch.rand(T, hd // 2) * 3
+    cos, sin = torch.cat([ang.cos()] * 2, -1) * 1.1, torch.cat([ang.sin()] * 2, -1) * 1.1
+    full_ref, full_got = torch.full((batch, T + 5, C), 7.0), torch.full((batch, T + 5, C), 7.0)
+    ref = decode_predict_torch(rows, q, x, w, b, x2=x2, rope=(cos, sin), into=full_ref[:, 2 : 2 + T])
+    got = decode_predict_triton(rows, q, x, w, b, x2=x2, rope=(cos, sin), into=full_got[:, 2 : 2 + T])
+    tol = 1e-5 * ref.abs().max() * 10
+    assert (got - ref).abs().max() < tol
+    assert (full_got - full_ref).abs().max() < tol
+    assert (full_got[:, :2] == 7).all() and (full_got[:, 2 + T :] == 7).all()
+    # the rotated copy differs from the rows (RoPE was applied) and the unrotated copy equals them
+    assert not torch.allclose(full_got[:, 2 : 2 + T], got)
+    plain = torch.zeros(batch, T, C)
+    decode_predict_triton(rows, q, x, w, b, x2=x2, into=plain)
+    assert torch.allclose(plain, got)

@@ -4,7 +4,8 @@
 Both use the zoo's byte-level tokenizer with no merges (``vocab_size=260``: one token per
 character, so every digit and operator is its own token). The target is trained on text in the
 target's wording habit, the draft (smaller, fewer steps) on text in the draft's habit. Measured
-on CPU (100 eval problems): target 93% gold accuracy after ~3 min of training, draft 3%.
+on CPU (100 eval problems): target 100% gold accuracy after 4000 steps (5-7 min of 2-core CPU
+training on first use, cached after), draft 3%.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ TARGET_RECIPE = zoo.Recipe(
     tie_embeddings=True,
     seqlen=128,  # a whole 4-step document fits in a window (96 cut them: 63% accuracy)
     batch_size=12,
-    steps=2400,
+    steps=4000,  # 2400 steps: 93% accuracy but fragile after swapped-in draft tokens (88.9% label agreement)
     lr=3e-3,
     warmup=50,
     train_chars=4_000_000,

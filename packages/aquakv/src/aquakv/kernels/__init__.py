@@ -17,41 +17,77 @@ from aquakv.quantizer import HiggsQuantizer, QRows
 from papercore.kernels.triton_guard import resolve_backend
 
 
-def decode_predict_torch(rows: QRows, quantizer, x=None, weight=None, bias=None, out_dtype=torch.float32):
-    """Reference: ``dequantize(rows) + x @ weight.T + bias`` in float32."""
+def decode_predict_torch(rows: QRows, quantizer, x=None, weight=None, bias=None, out_dtype=torch.float32, *,
+                         x2=None, rope=None, into=None):  # fmt: skip
+    """Reference: ``dequantize(rows) + [x, x2] @ weight.T + bias`` in float32, cast to ``out_dtype``;
+    optionally also written (RoPE-rotated when ``rope``) into ``into``."""
     out = quantizer.dequantize(rows, torch.float32)
     if weight is not None:
         lead = out.shape[:-1]
-        out = torch.addmm(out.reshape(-1, out.shape[-1]) + bias.float(), x.reshape(-1, x.shape[-1]).float(),
+        xx = x if x2 is None else torch.cat([x.to(x2.dtype), x2], -1)
+        out = torch.addmm(out.reshape(-1, out.shape[-1]) + bias.float(), xx.reshape(-1, xx.shape[-1]).float(),
                           weight.float().T).view(*lead, -1)  # fmt: skip
-    return out.to(out_dtype)
+    out = out.to(out_dtype)
+    if into is not None:
+        _write_into(out, into, rope)
+    return out
 
 
-def fused_supported(quantizer) -> bool:
-    """Code widths dividing 32; Hadamard groups the kernel's tiles divide (16 under the interpreter, 128 on GPU)."""
-    from papercore.kernels.triton_guard import interpreter_enabled
+def _write_into(rows: torch.Tensor, into: torch.Tensor, rope) -> None:
+    from aquakv.rope import rotate
 
-    min_group = 16 if interpreter_enabled() else 128
+    src = rows.reshape(into.shape).float()
+    if rope is not None:
+        cos, sin = (t.float() for t in rope)
+        hd = cos.shape[-1]
+        heads = src.view(*src.shape[:-1], -1, hd)  # [B, T, H, hd]
+        src = rotate(heads, cos[:, None], sin[:, None]).flatten(-2)
+    into.copy_(src)
+
+
+def fused_supported(quantizer, head_dim: int | None = None) -> bool:
+    """Code widths dividing 32; Hadamard groups (and, for RoPE, head sizes) that the kernel's
+    channel tile fits: 16 under the interpreter, 128 on the GPU."""
+    from aquakv.kernels.fused import tile_n
+
+    bn = tile_n()
     return (
         isinstance(quantizer, HiggsQuantizer)
         and quantizer.bits in (1, 2, 4, 8, 16)
-        and quantizer.group >= min_group
+        and quantizer.group % bn == 0
         and quantizer.group % quantizer.d == 0
+        and (bn // quantizer.d) % (32 // quantizer.bits) == 0  # a tile's codes fill whole words
+        and (head_dim is None or (bn % head_dim == 0 and head_dim % 2 == 0))
     )
 
 
-def decode_predict(rows: QRows, quantizer, x=None, weight=None, bias=None, *, backend: str = "auto",
-                   out_dtype=torch.float32) -> torch.Tensor:  # fmt: skip
-    """Reconstruct rows ``[..., C]``: the predictor (if ``weight``) plus the dequantized residual."""
+def decode_predict(rows: QRows, quantizer, x=None, weight=None, bias=None, *, x2=None, rope=None, into=None,
+                   backend: str = "auto", out_dtype=torch.float32) -> torch.Tensor:  # fmt: skip
+    """Reconstruct rows ``[..., C]``: the predictor (if ``weight``) plus the dequantized residual.
+
+    Parameters
+    ----------
+    x, x2 : Tensor, optional
+        Predictor inputs ``[..., K1]`` and ``[..., K2]``, used as their concatenation (``x2`` may be None).
+    weight, bias : Tensor, optional
+        Predictor ``[C, K1 + K2]`` and ``[C]``.
+    rope : (cos, sin), optional
+        ``[T, head_dim]`` tables; applied to the copy written into ``into`` only.
+    into : Tensor, optional
+        A ``[B, T, C]`` view (e.g. a slice of the layer's full key tensor) that also receives the
+        reconstruction, cast to its dtype.
+    """
+    hd = rope[0].shape[-1] if (rope is not None and into is not None) else None
     if (
         backend != "torch"
-        and fused_supported(quantizer)
+        and fused_supported(quantizer, hd)
         and resolve_backend(backend, rows.codes.device) == "triton"
     ):
         from aquakv.kernels.fused import decode_predict_triton
 
-        return decode_predict_triton(rows, quantizer, x, weight, bias, out_dtype=out_dtype)
-    return decode_predict_torch(rows, quantizer, x, weight, bias, out_dtype)
+        return decode_predict_triton(rows, quantizer, x, weight, bias, x2=x2, rope=rope, into=into,
+                                     out_dtype=out_dtype)  # fmt: skip
+    return decode_predict_torch(rows, quantizer, x, weight, bias, out_dtype, x2=x2, rope=rope, into=into)
 
 
 def quantize_rows(quantizer, x: torch.Tensor, *, backend: str = "auto") -> QRows:

@@ -1,15 +1,26 @@
-r"""Fused Triton decode: packed codes -> grid lookup -> inverse Hadamard -> scale -> + predictor.
+r"""Triton decode: packed codes -> grid lookup -> scale -> inverse Hadamard -> + predictor.
 
-One output tile ``[BM rows, BN channels]`` (channels inside one Hadamard group of size G) is
+Two launches. The first unpacks the codes once into the scaled grid values
+:math:`Y = \frac{s}{G} \odot \mathrm{grid}[\mathrm{codes}]` (one ``[rows, C]`` transient of the
+layer). The second computes one output tile ``[BM rows, BN channels]`` (inside one Hadamard
+group of size G) as
 
-.. math:: \mathrm{out} = \underbrace{X W^\top + b}_{\text{predictor}}
-          + \frac{s}{G} \odot \big(\mathrm{grid}[\mathrm{codes}]\; H_G[:, \text{tile}]\big),
+.. math:: \mathrm{out} = \underbrace{X W^\top + b}_{\text{predictor}} + Y\, H_G[:, \text{tile}],
 
-two matrix products accumulated in float32 in the same program. The inverse Hadamard is a
-product with the ``±1`` matrix :math:`(H_G)_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)}`, whose
-tiles are generated in registers (never read from memory); codes are unpacked from the 32-bit
-words of ``papercore.kernels.packing`` in the kernel (code widths dividing 32). Nothing but the
-reconstructed rows is written. The torch reference is :func:`aquakv.kernels.decode_predict_torch`.
+two matrix products accumulated in float32 in one program. :math:`H_G` is the ``±1`` Hadamard
+matrix, read from a cached copy in half precision on the GPU (the grid values lose < 1e-3
+relative), so both products run on fp16 tensor cores. (A first version decoded the codes inside
+the product: every channel tile re-decoded the whole group, 8x the gather work at C = 1024, and
+it ran at 30 TFLOP/s.) Codes are 32-bit words of ``papercore.kernels.packing`` (code widths
+dividing 32). The predictor input may come in two parts ``[X_1, X_2]`` (keys and the previous
+layer's values for the value predictor), so the cache never concatenates them.
+
+The epilogue writes the reconstructed rows and, optionally, a second copy straight into the
+attention tensor (``into``, a strided ``[B, T, C]`` slice of the layer's full K or V), with RoPE
+applied on the way for keys: each tile covers whole heads, so a channel's rotary partner was
+written by the same program and is read back after a barrier. That removes the separate
+rotate, cast and concatenate passes of the torch path. The torch reference is
+:func:`aquakv.kernels.decode_predict_torch`.
 """
 
 from __future__ import annotations
@@ -27,21 +38,47 @@ def _kernel():
     import triton.language as tl
 
     if interpreter_enabled():
-        configs = [triton.Config({"BM": 16, "BN": 16, "BK": 16}, num_warps=1)]
+        configs = [triton.Config({"BM": 16, "BK": 16}, num_warps=1)]
     else:
         configs = [
-            triton.Config({"BM": 64, "BN": 128, "BK": 64}, num_warps=4, num_stages=3),
-            triton.Config({"BM": 128, "BN": 128, "BK": 64}, num_warps=8, num_stages=3),
-            triton.Config({"BM": 64, "BN": 64, "BK": 64}, num_warps=4, num_stages=4),
-            triton.Config({"BM": 128, "BN": 64, "BK": 32}, num_warps=4, num_stages=4),
+            triton.Config({"BM": 64, "BK": 64}, num_warps=4, num_stages=3),
+            triton.Config({"BM": 128, "BK": 64}, num_warps=8, num_stages=3),
+            triton.Config({"BM": 128, "BK": 32}, num_warps=4, num_stages=4),
+            triton.Config({"BM": 64, "BK": 32}, num_warps=4, num_stages=4),
         ]
 
-    @triton.autotune(configs=autotune_configs(configs), key=["N", "K1", "G", "HAS_PRED"])
+    @triton.jit
+    def unpack_kernel(codes_ptr, scales_ptr, grid_ptr, y_ptr, M, N, NW, NS,
+                      BITS: tl.constexpr, D: tl.constexpr, G: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr):  # fmt: skip
+        # grid[codes] * scale / G for a [BM, BC] tile: each 32-bit word is loaded once and split
+        # into its 32 / BITS codes, each code gathers its D grid values (BC lies in one group).
+        CPW: tl.constexpr = 32 // BITS
+        NCODE: tl.constexpr = BC // D
+        rm = tl.program_id(0) * BM + tl.arange(0, BM)
+        mmask = rm < M
+        rm64 = rm.to(tl.int64)
+        c0 = tl.program_id(1) * BC
+        wi = (c0 // D) // CPW + tl.arange(0, NCODE // CPW)
+        word = tl.load(codes_ptr + rm64[:, None] * NW + wi[None, :], mask=mmask[:, None], other=0)
+        shift = (tl.arange(0, CPW) * BITS).to(tl.uint32)
+        code = (word.to(tl.uint32, bitcast=True)[:, :, None] >> shift[None, None, :]) & ((1 << BITS) - 1)
+        code = tl.reshape(code, (BM, NCODE))
+        y = tl.load(grid_ptr + code.to(tl.int32)[:, :, None] * D + tl.arange(0, D)[None, None, :])
+        y = tl.reshape(y, (BM, BC))
+        s = tl.load(scales_ptr + rm64 * NS + c0 // G, mask=mmask, other=0.0).to(tl.float32)
+        y = y * (s / G)[:, None]
+        rc = c0 + tl.arange(0, BC)
+        tl.store(y_ptr + rm64[:, None] * N + rc[None, :], y.to(y_ptr.dtype.element_ty), mask=mmask[:, None])
+
+    @triton.autotune(
+        configs=autotune_configs(configs), key=["N", "K1", "K2", "G", "HAS_PRED", "INTO", "ROPE"]
+    )
     @triton.jit
     def decode_kernel(
-        codes_ptr, scales_ptr, grid_ptr, x_ptr, w_ptr, b_ptr, out_ptr,
-        M, N, K1, NW, NS,
-        BITS: tl.constexpr, D: tl.constexpr, G: tl.constexpr, HAS_PRED: tl.constexpr,
+        y_ptr, h_ptr, x_ptr, x2_ptr, w_ptr, b_ptr, out_ptr, into_ptr, cos_ptr, sin_ptr,
+        M, N, K1, K2, TQ, into_sb, into_st,
+        G: tl.constexpr, HD: tl.constexpr,
+        HAS_PRED: tl.constexpr, HAS_X2: tl.constexpr, INTO: tl.constexpr, ROPE: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
     ):  # fmt: skip
         pid_m, pid_n = tl.program_id(0), tl.program_id(1)
@@ -50,31 +87,15 @@ def _kernel():
         mmask = rm < M
         rm64 = rm.to(tl.int64)
         gi = (pid_n * BN) // G  # the Hadamard group of this tile (BN divides G)
-        col = (rn % G).to(tl.int32)
+        col = rn % G
         acc = tl.zeros((BM, BN), dtype=tl.float32)
         for kk in range(0, G, BK):
             k = gi * G + kk + tl.arange(0, BK)
-            ci = k // D
-            off = ci * BITS
-            word = tl.load(
-                codes_ptr + rm64[:, None] * NW + (off // 32)[None, :], mask=mmask[:, None], other=0
-            )
-            word = word.to(tl.uint32, bitcast=True)
-            code = (word >> (off % 32).to(tl.uint32)[None, :]) & ((1 << BITS) - 1)
-            y = tl.load(grid_ptr + code.to(tl.int32) * D + (k % D)[None, :])
-            # H tile: (-1)^popcount(i & j), parity by xor-folding.
-            p = (kk + tl.arange(0, BK)).to(tl.int32)[:, None] & col[None, :]
-            p = p ^ (p >> 16)
-            p = p ^ (p >> 8)
-            p = p ^ (p >> 4)
-            p = p ^ (p >> 2)
-            p = p ^ (p >> 1)
-            h = (1 - 2 * (p & 1)).to(tl.float32)
-            acc += tl.dot(y.to(tl.float32), h)
-        s = tl.load(scales_ptr + rm64 * NS + gi, mask=mmask, other=0.0).to(tl.float32)
-        acc = acc * (s / G)[:, None]
+            y = tl.load(y_ptr + rm64[:, None] * N + k[None, :], mask=mmask[:, None], other=0.0)
+            h = tl.load(h_ptr + (kk + tl.arange(0, BK))[:, None] * G + col[None, :])
+            acc += tl.dot(y, h)
         if HAS_PRED:
-            pacc = tl.zeros((BM, BN), dtype=tl.float32)
+            KW = K1 + K2
             for k0 in range(0, K1, BK):
                 rk = k0 + tl.arange(0, BK)
                 kmask = rk < K1
@@ -82,19 +103,64 @@ def _kernel():
                     x_ptr + rm64[:, None] * K1 + rk[None, :], mask=mmask[:, None] & kmask[None, :], other=0.0
                 )
                 w = tl.load(
-                    w_ptr + rn[None, :].to(tl.int64) * K1 + rk[:, None], mask=kmask[:, None], other=0.0
+                    w_ptr + rn[None, :].to(tl.int64) * KW + rk[:, None], mask=kmask[:, None], other=0.0
                 )
-                pacc += tl.dot(x, w)
-            acc += pacc + tl.load(b_ptr + rn).to(tl.float32)[None, :]
-        tl.store(
-            out_ptr + rm64[:, None] * N + rn[None, :], acc.to(out_ptr.dtype.element_ty), mask=mmask[:, None]
-        )
+                acc += tl.dot(x, w)
+            if HAS_X2:
+                for k0 in range(0, K2, BK):
+                    rk = k0 + tl.arange(0, BK)
+                    kmask = rk < K2
+                    x = tl.load(
+                        x2_ptr + rm64[:, None] * K2 + rk[None, :],
+                        mask=mmask[:, None] & kmask[None, :],
+                        other=0.0,
+                    )
+                    w = tl.load(
+                        w_ptr + rn[None, :].to(tl.int64) * KW + K1 + rk[:, None],
+                        mask=kmask[:, None],
+                        other=0.0,
+                    )
+                    acc += tl.dot(x, w)
+            acc += tl.load(b_ptr + rn).to(tl.float32)[None, :]
+        optr = out_ptr + rm64[:, None] * N + rn[None, :]
+        tl.store(optr, acc.to(out_ptr.dtype.element_ty), mask=mmask[:, None])
+        if INTO:
+            t = rm % TQ
+            dst = into_ptr + (rm // TQ).to(tl.int64)[:, None] * into_sb + t.to(tl.int64)[:, None] * into_st
+            if ROPE:
+                # rotate_half pairs channel d of a head with d +- HD/2: same tile, read back after a barrier
+                tl.debug_barrier()
+                d = rn % HD
+                partner = rn - d + (d + HD // 2) % HD
+                own = tl.load(optr, mask=mmask[:, None], other=0.0).to(tl.float32)
+                other = tl.load(
+                    out_ptr + rm64[:, None] * N + partner[None, :], mask=mmask[:, None], other=0.0
+                )
+                sign = tl.where(d < HD // 2, -1.0, 1.0)
+                c = tl.load(cos_ptr + t[:, None] * HD + d[None, :], mask=mmask[:, None], other=0.0)
+                sn = tl.load(sin_ptr + t[:, None] * HD + d[None, :], mask=mmask[:, None], other=0.0)
+                acc = own * c + other.to(tl.float32) * sign[None, :] * sn
+            tl.store(dst + rn[None, :], acc.to(into_ptr.dtype.element_ty), mask=mmask[:, None])
 
-    return decode_kernel
+    return unpack_kernel, decode_kernel
 
 
-def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, out_dtype=torch.float32):
-    """Fused decode of ``rows`` (packed codes ``[..., W]`` and scales ``[..., C/G]``) plus ``x @ weight.T + bias``."""
+@functools.cache
+def _hadamard(G: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    from papercore.kernels.hadamard import hadamard_matrix
+
+    return hadamard_matrix(G, dtype=dtype, device=device).contiguous()
+
+
+def tile_n() -> int:
+    """Output channels per program (the Hadamard group and, with RoPE, the head size must be multiples)."""
+    return 16 if interpreter_enabled() else 128
+
+
+def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2=None, rope=None, into=None,
+                          out_dtype=torch.float32):  # fmt: skip
+    """Fused decode of ``rows`` (packed codes ``[..., W]`` and scales ``[..., C/G]``) plus
+    ``[x, x2] @ weight.T + bias``; see :func:`aquakv.kernels.decode_predict` for ``rope`` and ``into``."""
     import triton
 
     codes = rows.codes
@@ -107,26 +173,57 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, ou
     out = torch.empty(M, C, dtype=out_dtype, device=codes.device)
     if M == 0:
         return out.view(*lead, C)
+    BN = tile_n()
+    if G % BN:
+        raise ValueError(f"the fused kernel needs a Hadamard group (G={G}) divisible by {BN}")
+    half = codes.device.type == "cuda" and out_dtype in (torch.float16, torch.bfloat16)
+    h = _hadamard(G, torch.float16 if half else torch.float32, codes.device)
     grid_t = quantizer._grid(codes.device).contiguous()
     has_pred = weight is not None
+    K2 = 0
+    x2_ = out  # unused unless HAS_X2
     if has_pred:
         cdt = weight.dtype
-        x2 = x.reshape(M, -1).to(cdt).contiguous()
-        w2, b2 = weight.contiguous(), bias.to(torch.float32).contiguous()
-        K1 = x2.shape[1]
-        if w2.shape != (C, K1):
-            raise ValueError(f"predictor weight must be [{C}, {K1}], got {tuple(w2.shape)}")
+        x_ = x.reshape(M, -1).to(cdt).contiguous()
+        if x2 is not None:
+            x2_ = x2.reshape(M, -1).to(cdt).contiguous()
+            K2 = x2_.shape[1]
+        w_, b_ = weight.contiguous(), bias.to(torch.float32).contiguous()
+        K1 = x_.shape[1]
+        if w_.shape != (C, K1 + K2):
+            raise ValueError(f"predictor weight must be [{C}, {K1 + K2}], got {tuple(w_.shape)}")
     else:
-        x2 = w2 = b2 = out  # unused
+        x_ = w_ = b_ = out  # unused
         K1 = 0
+    TQ, sb, st = 1, 0, 0
+    into_, cos, sin, HD = out, out, out, 2
+    if into is not None:
+        if (
+            into.dim() != 3
+            or into.shape[-1] != C
+            or into.stride(-1) != 1
+            or into.shape[0] * into.shape[1] != M
+        ):
+            raise ValueError(f"`into` must be a [B, T, {C}] view with contiguous channels and B*T = {M} rows")
+        into_, TQ, sb, st = into, into.shape[1], into.stride(0), into.stride(1)
+        if rope is not None:
+            cos, sin = (t.to(device=codes.device, dtype=torch.float32).contiguous() for t in rope)
+            HD = cos.shape[-1]
+            if BN % HD or HD % 2 or cos.shape[0] != TQ:
+                raise ValueError(
+                    f"RoPE in the fused kernel needs an even head size dividing {BN} and {TQ} cos rows"
+                )
 
-    def launch(meta):
-        if G % meta["BN"] or G % meta["BK"]:
-            raise ValueError(f"the fused kernel needs a Hadamard group (G={G}) divisible by its tiles")
-        return (triton.cdiv(M, meta["BM"]), triton.cdiv(C, meta["BN"]))
-
-    _kernel()[launch](
-        codes2, scales, grid_t, x2, w2, b2, out, M, C, K1, codes2.shape[1], scales.shape[1],
-        BITS=quantizer.bits, D=quantizer.d, G=G, HAS_PRED=has_pred,
+    unpack, decode = _kernel()
+    y = torch.empty(M, C, dtype=h.dtype, device=codes.device)  # scaled grid values, one layer's transient
+    bc = 16 if interpreter_enabled() else 128
+    unpack[(triton.cdiv(M, 16 if interpreter_enabled() else 64), C // bc)](
+        codes2, scales, grid_t, y, M, C, codes2.shape[1], scales.shape[1],
+        BITS=quantizer.bits, D=quantizer.d, G=G, BM=16 if interpreter_enabled() else 64, BC=bc,
+    )  # fmt: skip
+    decode[lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(C, BN))](
+        y, h, x_, x2_, w_, b_, out, into_, cos, sin, M, C, K1, K2, TQ, sb, st,
+        G=G, HD=HD, HAS_PRED=has_pred, HAS_X2=K2 > 0,
+        INTO=into is not None, ROPE=into is not None and rope is not None, BN=BN,
     )  # fmt: skip
     return out.view(*lead, C)

@@ -1,0 +1,93 @@
+"""Where a decode step's time goes: host (Python + launches) against device (kernels), per cache.
+
+Profiles a few decode steps of the Llama-3.2-3B-shaped model of ``bench_decode.py`` with
+``torch.profiler`` and prints, per cache, the wall time per step (synchronised), the summed device
+kernel time per step, and the top operators by host and by device time. Use it to tell a
+launch-bound comparison from a kernel-bound one.
+
+GPU: PYTHONPATH=$PWD/shared/src:$PWD/packages/aquakv/src python packages/aquakv/benchmarks/profile_decode.py --contexts 8192
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import fair_sdpa, parser  # noqa: E402
+from bench_decode import build_model, random_predictors  # noqa: E402
+
+
+@torch.no_grad()
+def main() -> int:
+    args = parser(__doc__).parse_args()
+    if not torch.cuda.is_available():
+        print("profile_decode: no CUDA device")
+        return 1
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import DynamicCache
+
+    from aquakv.cache import AquaKVCache
+    from aquakv.config import AquaKVConfig
+    from aquakv.kivi import KIVICache, hf_quantized_cache
+    from papercore.hf_compat import cache_kwarg
+
+    dev = torch.device("cuda")
+    model = build_model(False, dev, torch.float16)
+    L = model.config.num_hidden_layers
+    C = model.config.num_key_value_heads * model.config.head_dim
+    preds = random_predictors(L, C)
+    key = cache_kwarg(model)
+    methods = {
+        "fp16 DynamicCache": lambda: DynamicCache(config=model.config),
+        "AQUA-KV fused": lambda: AquaKVCache(model, preds, AquaKVConfig(), check_fingerprint=False),
+        "HIGGS-only fused": lambda: AquaKVCache(model, None, AquaKVConfig()),
+        "KIVI-2 g32 r128": lambda: KIVICache(model, 2, 32, 128),
+    }
+    if hf_quantized_cache(model, 2) is not None:
+        methods["transformers QuantizedCache int2"] = lambda: hf_quantized_cache(model, 2)
+    for T in [int(c) for c in args.contexts.split(",")]:
+        for name, make in methods.items():
+            cache = make()
+            ids = torch.randint(0, model.config.vocab_size, (1, T), device=dev)
+            for s in range(0, T, 4096):
+                model(input_ids=ids[:, s : s + 4096], use_cache=True, **{key: cache}, logits_to_keep=1)
+            tok = ids[:, -1:]
+
+            def step(tok=tok, cache=cache):
+                model(input_ids=tok, use_cache=True, **{key: cache}, logits_to_keep=1)
+
+            for _ in range(3):
+                step()
+            torch.cuda.synchronize()
+            walls = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                step()
+                torch.cuda.synchronize()
+                walls.append((time.perf_counter() - t0) * 1e3)
+            n = 5
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(n):
+                    step()
+                torch.cuda.synchronize()
+            ev = prof.key_averages()
+            # kernels only (op rows repeat their kernels' time)
+            dev_us = sum(e.self_device_time_total for e in ev if e.device_type == DeviceType.CUDA) / n
+            print(f"\n=== T={T} {name}: wall {statistics.median(walls):.2f} ms/step (median of 10), "
+                  f"device kernels {dev_us / 1e3:.2f} ms/step")  # fmt: skip
+            print(ev.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=60))
+            print(ev.table(sort_by="self_device_time_total", row_limit=8, max_name_column_width=60))
+            cache = step = None
+            torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    with fair_sdpa():
+        sys.exit(main())
