@@ -9,6 +9,7 @@ CPU check: ... bench_decode.py --quick
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from pathlib import Path
@@ -157,7 +158,6 @@ def main() -> int:
         print("ABORT:", failures[-1])
         return 2
 
-    weights = torch.cuda.memory_allocated() if dev.type == "cuda" else 0
     results = {}
     t_start = time.perf_counter()
     for T in contexts:
@@ -169,6 +169,11 @@ def main() -> int:
             def run(T=T, make=make):
                 from transformers import DynamicCache
 
+                # the previous cache may sit in a reference cycle: collect it before measuring from here
+                gc.collect()
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                base = torch.cuda.memory_allocated() if dev.type == "cuda" else 0
                 cache = make() or DynamicCache(config=model.config)
                 ids = torch.randint(0, model.config.vocab_size, (1, T), device=dev)
                 for s in range(0, T, prefill_chunk):
@@ -184,7 +189,7 @@ def main() -> int:
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
                     ms = cuda_time_ms(step, warmup=3, rep=10 if T > 10000 else 20)
-                    peak = torch.cuda.max_memory_allocated() - weights
+                    peak = torch.cuda.max_memory_allocated() - base
                 else:
                     t = time.perf_counter()
                     for i in range(4):

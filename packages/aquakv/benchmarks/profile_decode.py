@@ -72,7 +72,13 @@ def main() -> int:
                 torch.cuda.synchronize()
                 walls.append((time.perf_counter() - t0) * 1e3)
             n = 5
-            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            step()
+            torch.cuda.synchronize()
+            peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], profile_memory=True) as prof:
                 for _ in range(n):
                     step()
                 torch.cuda.synchronize()
@@ -83,6 +89,8 @@ def main() -> int:
                   f"device kernels {dev_us / 1e3:.2f} ms/step")  # fmt: skip
             print(ev.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=60))
             print(ev.table(sort_by="self_device_time_total", row_limit=8, max_name_column_width=60))
+            print(f"one step's peak above the cache: {peak:.1f} MiB; largest allocating ops:")
+            print(ev.table(sort_by="device_memory_usage", row_limit=8, max_name_column_width=60))
             cache = step = None
             torch.cuda.empty_cache()
     return 0

@@ -30,3 +30,15 @@ def test_crashing_checker_counts_as_failure(caplog):
     assert not is_correct(FAILED, Item("u", "", gold=FAILED))
     assert load_checker("gsm8k") is gsm8k_answer
     assert load_checker("autojudge.checkers:gsm8k_answer") is gsm8k_answer
+
+
+def test_consistent_answer_rejects_contradictory_restatements():
+    from autojudge.checkers import consistent_answer, gsm8k_answer, load_checker
+
+    assert consistent_answer(" So c=42. Answer: 42. #### 42") == "42"
+    assert consistent_answer(" So c=42. #### 42") == "42"
+    bad = " So c=42. Answer: 12. #### 42"
+    assert gsm8k_answer(bad) == "42" and consistent_answer(bad) is None
+    assert consistent_answer(" no number") is None
+    assert load_checker("auto", "builtin") is consistent_answer
+    assert load_checker("auto", "gsm8k") is gsm8k_answer

@@ -180,6 +180,7 @@ class AquaKVCache(Cache):
         self.first_quantizer = first_quantizer
         self.predictors = predictors
         self._dev_pred: dict = {}
+        self._decode_fns: dict = {}
         self.backend, self.keep_dequantized = backend, keep_dequantized
         rotary = getattr(getattr(model, "model", model), "rotary_emb", None)
         if rotary is None:
@@ -201,8 +202,12 @@ class AquaKVCache(Cache):
             return None, None
         key = (layer, device, dtype)
         if key not in self._dev_pred:
-            k = tuple(t.to(device=device, dtype=dtype) for t in self.predictors.key[layer])
-            v = tuple(t.to(device=device, dtype=dtype) for t in self.predictors.value[layer])
+            # weights in the compute dtype, biases in float32 (what the kernel reads): no per-step casts
+            to = lambda w, b: (
+                w.to(device=device, dtype=dtype).contiguous(),
+                b.to(device=device, dtype=torch.float32),
+            )  # noqa: E731
+            k, v = to(*self.predictors.key[layer]), to(*self.predictors.value[layer])
             self._dev_pred[key] = (k, v)
         return self._dev_pred[key]
 
@@ -218,11 +223,15 @@ class AquaKVCache(Cache):
         return torch.float32 if dtype == torch.float32 or not torch.cuda.is_available() else dtype
 
     def _decode(self, q, rows: QRows, pred, x, x2, dtype, into, rope=None):
-        from aquakv.kernels import decode_predict
+        from aquakv.kernels import decode_predict_fn
 
+        key = (id(q), rope is not None, rows.codes.device)  # the dispatch, resolved once per cache
+        if key not in self._decode_fns:
+            self._decode_fns[key] = decode_predict_fn(q, rows.codes.device, self.backend,
+                                                      rope[0].shape[-1] if rope is not None else None)  # fmt: skip
         w, b = pred if (pred is not None and x is not None) else (None, None)
-        return decode_predict(rows, q, x if w is not None else None, w, b, x2=x2 if w is not None else None,
-                              rope=rope, into=into, backend=self.backend, out_dtype=dtype)  # fmt: skip
+        return self._decode_fns[key](rows, q, x if w is not None else None, w, b, x2=x2 if w is not None else None,
+                                     rope=rope, into=into, out_dtype=dtype)  # fmt: skip
 
     # ------------------------------------------------------------------ the API
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):

@@ -38,6 +38,28 @@ def gsm8k_answer(text: str, item=None) -> str | None:
     return _norm(boxed[-1]) if boxed else None
 
 
+_STATED = re.compile(r"(?:####|[Aa]nswer:|\\boxed\{)\s*(-?[\d,]*\.?\d+)")
+
+
+def consistent_answer(text: str, item=None) -> str | None:
+    """:func:`gsm8k_answer`, but only when every statement of the final answer agrees: each
+    ``Answer: N``, ``#### N`` and ``\\boxed{N}``. A self-contradictory response (``Answer: 12. #### 42``)
+    has no answer.
+
+    The built-in task's default: its solutions may restate the result on an ``Answer:`` line, and
+    with the plain checker a mismatch that corrupts only that restatement is mined as unimportant
+    whenever the target still copies the right number after ``####``, although the same swap makes
+    the target copy the wrong one in other contexts. Judges trained on such labels accepted
+    answer-line digits with P(important) < 1e-3 and lost a third of the accuracy at the
+    strictest threshold (measured, CPU, 100 problems).
+    """
+    stated = {_norm(n) for n in _STATED.findall(text)}
+    final = gsm8k_answer(text)
+    if final is None or len(stated) > 1:
+        return None
+    return final
+
+
 _FENCE = re.compile(r"```(?:python|py)?\n(.*?)```", re.S)
 
 
@@ -79,10 +101,16 @@ class CodeChecker:
             return proc.returncode == 0
 
 
-def load_checker(spec: str):
-    """``gsm8k`` (``####`` / ``\\boxed{}`` number), ``code`` (:class:`CodeChecker`) or ``module:function``."""
-    if spec in ("gsm8k", "number", "arith"):
+def load_checker(spec: str, data: str | None = None):
+    """``gsm8k`` (``####`` / ``\\boxed{}`` number), ``consistent`` (:func:`consistent_answer`),
+    ``code`` (:class:`CodeChecker`), ``module:function``, or ``auto``: ``consistent`` for the
+    built-in task (``data == "builtin"``), else ``gsm8k``."""
+    if spec == "auto":
+        spec = "consistent" if data in (None, "builtin") else "gsm8k"
+    if spec in ("gsm8k", "number"):
         return gsm8k_answer
+    if spec in ("consistent", "arith"):
+        return consistent_answer
     if spec == "code":
         return CodeChecker()
     if ":" in spec:

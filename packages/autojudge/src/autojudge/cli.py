@@ -31,8 +31,10 @@ class MineOptions:
     )
     num_problems: int = field(default=200, metadata={"help": "problems to mine"})
     checker: str = field(
-        default="gsm8k", metadata={"help": "gsm8k (#### or \\boxed{}), code, or module:function"}
-    )
+        default="auto",
+        metadata={"help": "auto (consistent on the built-in task, else gsm8k), gsm8k (#### or \\boxed{}), "
+                  "consistent (every stated answer agrees), code, or module:function"},
+    )  # fmt: skip
     out: Path = field(default=RUN / "mined", metadata={"help": "output folder (rerun to resume)"})
     max_new_tokens: int = 128
     shard: int = field(
@@ -56,7 +58,7 @@ def mine(opts: MineOptions, common: CommonOptions) -> int:
 
     if opts.num_problems < 1:
         raise UserError(f"--num-problems must be >= 1, got {opts.num_problems}")
-    checker = load_checker(opts.checker)
+    checker = load_checker(opts.checker, opts.data)
     items = load_items(opts.data, opts.num_problems, common.seed, "mine")
     t, d, tok = _models(opts.target, opts.draft, common)
     path = run(
@@ -197,7 +199,7 @@ class EvalOptions:
     draft: str = "builtin:draft"
     data: str = "builtin"
     num_problems: int = 30
-    checker: str = "gsm8k"
+    checker: str = "auto"
     window: int = 8
     max_new_tokens: int = 128
     thresholds: list[int] | None = field(default=None, metadata={"help": "threshold indices (default: all)"})
@@ -226,7 +228,7 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
     judge = Judge.load(opts.judge)
     t, d, tok = _models(opts.target, opts.draft, common)
     judge.check_models(t, d)
-    checker = load_checker(opts.checker)
+    checker = load_checker(opts.checker, opts.data)
     items = load_items(opts.data, opts.num_problems, common.seed, "eval")
     methods = standard_methods(opts.window, opts.max_new_tokens, judge, opts.thresholds)
     rows = run_methods(items, t, d, tok, checker, methods, judge=judge)
@@ -258,7 +260,7 @@ class PipelineOptions:
     target: str = "builtin:target"
     draft: str = "builtin:draft"
     data: str = "builtin"
-    checker: str = "gsm8k"
+    checker: str = "auto"
     num_problems: int = field(default=200, metadata={"help": "problems to mine"})
     eval_problems: int = 30
     setup: Literal["DD-DT", "DT"] = "DD-DT"

@@ -78,16 +78,21 @@ def decode_predict(rows: QRows, quantizer, x=None, weight=None, bias=None, *, x2
         reconstruction, cast to its dtype.
     """
     hd = rope[0].shape[-1] if (rope is not None and into is not None) else None
+    fn = decode_predict_fn(quantizer, rows.codes.device, backend, hd)
+    return fn(rows, quantizer, x, weight, bias, x2=x2, rope=rope, into=into, out_dtype=out_dtype)
+
+
+def decode_predict_fn(quantizer, device, backend: str = "auto", head_dim: int | None = None):
+    """The implementation :func:`decode_predict` dispatches to (callers on a hot path keep it)."""
     if (
         backend != "torch"
-        and fused_supported(quantizer, hd)
-        and resolve_backend(backend, rows.codes.device) == "triton"
+        and fused_supported(quantizer, head_dim)
+        and resolve_backend(backend, device) == "triton"
     ):
         from aquakv.kernels.fused import decode_predict_triton
 
-        return decode_predict_triton(rows, quantizer, x, weight, bias, x2=x2, rope=rope, into=into,
-                                     out_dtype=out_dtype)  # fmt: skip
-    return decode_predict_torch(rows, quantizer, x, weight, bias, out_dtype, x2=x2, rope=rope, into=into)
+        return decode_predict_triton
+    return decode_predict_torch
 
 
 def quantize_rows(quantizer, x: torch.Tensor, *, backend: str = "auto") -> QRows:
