@@ -36,3 +36,16 @@ def test_every_style_renders_the_same_answer_and_oracle():
     assert task.oracle_important(p, cur, " We have a=7. So b*B3=21. So c-C8=13.", ended=True) is True
     assert task.oracle_important(p, cur, " We have a=7. So b*B3=21. So c-C8=13. #") is False  # no Answer line
     assert task.oracle_important(p, "garbage", " x") is None
+
+
+def test_oracle_takes_the_written_history_as_given():
+    """Segments before the mismatch are not re-judged: after an earlier accepted swap left a wrong
+    operator in the text, a style swap later is still unimportant and a digit swap still important."""
+    p = task.Problem(7, (("*", 3), ("-", 8)))
+    cur = " Then b+B3=21. So c-C8=13. Answer: 13. #### 13"  # 'b+' deviates from the prompt's 'b*'
+    assert task.oracle_important(p, cur, " Then b+B3=21. T") is False  # connective
+    assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8 ") is False  # spacing
+    assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=14") is True  # digit
+    assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=13. #") is False  # no Answer line
+    assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=1.") is True  # early '.': value 1, not 13
+    assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=13. Answer: 1.") is True

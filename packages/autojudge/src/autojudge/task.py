@@ -28,6 +28,7 @@ labels can be scored against it.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ VARS = "abcde"
 CONNECTIVES = ("So ", "Then ", "Thus ", "")
 EQUALS = ("=", " = ")
 MAX_VALUE = 99
-TASK_VERSION = 2
+TASK_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,14 @@ class StylePolicy:
     name: str = field(default="", compare=False)
 
 
-# The target's habit: restate, "So", no spaces around "=", an "Answer:" line. The draft's: the opposite.
-# The target's mix is not too skewed, so that it keeps its answer after a swapped-in draft style token.
+# The habits differ in every step's connective ("So" against "Then") and spacing around "=". Both
+# restate the start value and write the "Answer:" line by habit (v2 had the draft skip both): the
+# miner accepted "skip this line" swaps and then never saw a mismatch inside those lines, while
+# decoding along the target's path meets them, and a judge trained on v2 labels accepted wrong
+# answer-line digits with P(important) < 1e-3. The target's mix is not too skewed, so that it keeps
+# its answer after a swapped-in draft style token.
 TARGET_STYLE = StylePolicy(0.7, (0.5, 0.25, 0.1, 0.15), 0.3, 0.7, name="target")
-DRAFT_STYLE = StylePolicy(0.2, (0.15, 0.6, 0.1, 0.15), 0.8, 0.2, name="draft")
+DRAFT_STYLE = StylePolicy(0.7, (0.15, 0.6, 0.1, 0.15), 0.8, 0.7, name="draft")
 
 
 def step_options(i: int, op: str, k: int, value: int) -> list[str]:
@@ -152,8 +157,10 @@ def parse_values(problem: Problem, solution: str) -> list[int] | None:
     return vals
 
 
-def consistent_prefix(problem: Problem, values: list[int], prefix: str, ended: bool = False) -> bool:
-    """Whether ``prefix`` (``ended``: followed by EOS) starts some rendering of ``values``, in any style."""
+def consistent_prefix(problem: Problem, values: list[int], prefix: str, ended: bool = False,
+                      first_slot: int = 0) -> bool:  # fmt: skip
+    """Whether ``prefix`` (``ended``: followed by EOS) starts some rendering of ``values``, in any style
+    (from slot ``first_slot`` on: 0 restatement, i + 1 step i, then the answer and final lines)."""
     parts = [[f" We have a={problem.start}.", ""]]
     parts += [step_options(i, op, k, values[i + 1]) for i, (op, k) in enumerate(problem.steps)]
     parts += [[f" Answer: {values[-1]}.", ""], [f" #### {values[-1]}"]]
@@ -168,14 +175,36 @@ def consistent_prefix(problem: Problem, values: list[int], prefix: str, ended: b
                 return True
         return False
 
-    return walk(0, prefix) or (not ended and prefix == "")
+    return walk(first_slot, prefix) or (not ended and prefix == "")
+
+
+def _slot(problem: Problem, segment: str) -> int | None:
+    """Index in the rendering's slots (restatement, steps, answer line, final line) of a written segment."""
+    seg = segment.strip()
+    if seg.startswith("We have"):
+        return 0
+    if seg.startswith("Answer:"):
+        return len(problem.steps) + 1
+    m = re.match(r"(?:(?:So|Then|Thus) )?([b-e])[-+*]", seg)
+    return VARS.index(m.group(1)) if m and VARS.index(m.group(1)) <= len(problem.steps) else None
 
 
 def oracle_important(problem: Problem, current: str, alternative: str, ended: bool = False) -> bool | None:
     """Known importance of a mismatch: ``alternative`` (the current response up to the swapped-in draft
     token, solution text only; ``ended`` when that token is EOS) is important when no rendering of the
-    current response's step values starts with it. None when ``current`` does not parse."""
+    current response's step values continues it. None when ``current`` does not parse.
+
+    Segments (``...``-terminated sentences) written before the mismatch are taken as given, even when
+    they deviate from every rendering (an earlier swap the miner accepted, such as an operator the
+    target then ignored): the oracle judges the swapped-in token, not the history.
+    """
     vals = parse_values(problem, current)
     if vals is None:
         return None
+    shared = os.path.commonprefix([current, alternative])
+    cut = shared.rfind(".") + 1
+    if cut:
+        start = _slot(problem, shared[: cut - 1].rsplit(".", 1)[-1] + ".")
+        if start is not None:
+            return not consistent_prefix(problem, vals, alternative[cut:], ended, first_slot=start + 1)
     return not consistent_prefix(problem, vals, alternative, ended)
