@@ -71,3 +71,42 @@ def test_torn_line_is_dropped_on_resume(tmp_path):
     assert list(done) == ["a"] and f.read_text().count("\n") == 1
     stats = label_stats(list(done.values()))
     assert stats["oracle_agreement"] == 1.0 and stats["important"] == 1
+
+
+def _run_follow(draft_table, follow):
+    t = Scripted(TARGET)
+    rec = mine_one(t, Scripted(draft_table), [10], decode, checker, Item("x", ""), 10, {EOS}, follow)
+    return (
+        [(m["pos"], m["important"], m["draft_tok"], m.get("path", "alternative")) for m in rec["mismatches"]],
+        rec,
+        t,
+    )
+
+
+def test_follow_target_labels_along_the_targets_own_response():
+    # Along y0 = 10 | 20 21 22 23 EOS: 2 (30: unimportant), then 4 (EOS: important, no call), then 5
+    # (24: important). The paper's search stops after the swapped-in EOS; this one goes on.
+    draft = {10: 20, 20: 30, 30: 22, 22: EOS, 23: 24, 21: 22}
+    ms, rec, t = _run_follow(draft, "target")
+    assert ms == [(2, False, 30, "target"), (4, True, EOS, "target"), (5, True, 24, "target")]
+    assert rec["response_ids"] == rec["target_response_ids"] == [20, 21, 22, 23, EOS]
+    assert rec["target_generations"] == 3 == t.generations
+
+
+def test_follow_both_keeps_the_union_once_per_context():
+    # The alternative search finds 2 (same context as on y0: kept once) and 4 after "30 22" (a
+    # different context from y0's "21 22", so the target-path mismatch at 4 is kept too).
+    draft = {10: 20, 20: 30, 30: 22, 22: 24, 23: EOS, 21: 22, 24: EOS}
+    ms, rec, _ = _run_follow(draft, "both")
+    assert ms == [(2, False, 30, "alternative"), (4, True, 24, "alternative"), (4, True, 24, "target")]
+    assert rec["response_ids"] == [20, 30, 22, 23, EOS] and rec["target_response_ids"] == [
+        20,
+        21,
+        22,
+        23,
+        EOS,
+    ]
+    import pytest
+
+    with pytest.raises(ValueError, match="follow"):
+        _run_follow(draft, "sideways")

@@ -41,6 +41,11 @@ class MineOptions:
         default=0, metadata={"help": "this process's shard (problems with index %% num_shards == shard)"}
     )
     num_shards: int = 1
+    follow: str = field(
+        default="alternative",
+        metadata={"help": "alternative (the paper's search), target (label along the target's own "
+                  "response) or both (the union)"},
+    )  # fmt: skip
 
 
 def _models(target: str, draft: str, common: CommonOptions):
@@ -71,6 +76,7 @@ def mine(opts: MineOptions, common: CommonOptions) -> int:
         max_new_tokens=opts.max_new_tokens,
         shard=opts.shard,
         num_shards=opts.num_shards,
+        follow=opts.follow,
     )
     write_resolved_config(opts.out, opts, common, name=f"resolved_config-{opts.shard}.json")
     stats = label_stats(load_mined(path))

@@ -43,28 +43,34 @@ def extract_features(records: list[dict], target, draft, progress: bool = True) 
         ms = rec["mismatches"]
         if not ms:
             continue
-        seq = rec["prompt_ids"] + rec["response_ids"]
         P = len(rec["prompt_ids"])
-        states = {}
-        for name, model in (("draft", draft), ("target", target)):
-            lm = CachedLM(model)
-            _, full = lm.feed(seq)
-            h = {}
-            for m in sorted(ms, key=lambda m: -m["pos"]):
-                p = m["pos"]
-                if p < len(seq) and seq[p] == m["draft_tok"]:
-                    h[p] = full[p]
-                else:
-                    if seq[p] != m["target_tok"]:
-                        raise ValueError(f"record {rec['uid']}: mismatch at {p} does not match the response")
-                    lm.crop(p)
-                    _, hp = lm.feed([m["draft_tok"]])
-                    h[p] = hp[-1]
-            states[name] = h
+        states = {}  # (path, pos) -> {"draft": h, "target": h}
+        for path in {m.get("path", "alternative") for m in ms}:
+            # the response each mismatch was found on: the search's final one, or the target's own
+            resp = rec["target_response_ids"] if path == "target" else rec["response_ids"]
+            seq = rec["prompt_ids"] + resp
+            mine = [m for m in ms if m.get("path", "alternative") == path]
+            for name, model in (("draft", draft), ("target", target)):
+                lm = CachedLM(model)
+                _, full = lm.feed(seq)
+                for m in sorted(mine, key=lambda m: -m["pos"]):
+                    p = m["pos"]
+                    if p < len(seq) and seq[p] == m["draft_tok"]:
+                        h = full[p]
+                    else:
+                        if p >= len(seq) or seq[p] != m["target_tok"]:
+                            raise ValueError(
+                                f"record {rec['uid']}: mismatch at {p} does not match the response"
+                            )
+                        lm.crop(p)
+                        _, hp = lm.feed([m["draft_tok"]])
+                        h = hp[-1]
+                    states.setdefault((path, p), {})[name] = h
         for m in ms:
             p = m["pos"]
-            out["draft"].append(states["draft"][p].float().cpu())
-            out["target"].append(states["target"][p].float().cpu())
+            st = states[(m.get("path", "alternative"), p)]
+            out["draft"].append(st["draft"].float().cpu())
+            out["target"].append(st["target"].float().cpu())
             out["label"].append(int(m["important"]))
             out["group"].append(g)
             o = m.get("oracle")

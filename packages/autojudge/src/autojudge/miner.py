@@ -8,6 +8,14 @@ equals ``α`` the mismatch is **unimportant** and the alternative becomes the cu
 otherwise it is **important** and ``y`` is kept. ``left = t + 1``; stop when no mismatch is left
 or after a swapped-in EOS. One target generation per examined mismatch.
 
+``follow="target"`` labels the same way but never moves to the alternative: every mismatch is
+examined along the target's own greedy response, the path lossless decoding (and a strict judge)
+walks. ``follow="both"`` runs both searches and keeps the union (mismatches whose context is the
+same in both are kept once); each labelled mismatch records its ``path``. The paper's search is
+``"alternative"``; once it accepts a habitual draft wording it never again sees the target's
+wording around later mismatches, and a judge trained on those contexts alone misjudges them at
+decoding time (measured on the built-in task: see ``docs/benchmarks/autojudge.md``).
+
 The models are reached through two operations (:class:`GreedyLM`), so lookup-table models can
 stand in for transformers models in tests.
 """
@@ -71,16 +79,46 @@ def mine_one(
     item: Item,
     max_new_tokens: int,
     eos: set[int],
+    follow: str = "alternative",
 ) -> dict:
     """Run the semi-greedy search on one prompt; returns the record written by :func:`mine`."""
-    from autojudge import task
-
+    if follow not in FOLLOW:
+        raise ValueError(f"follow must be one of {', '.join(FOLLOW)}, got {follow!r}")
     t0 = time.perf_counter()
     P = len(prompt_ids)
-    y = list(prompt_ids) + target.continue_greedy(prompt_ids, max_new_tokens, eos)
-    first_response = y[P:]
-    alpha = safe_answer(checker, decode(y[P:]), item)
-    calls, left, mismatches = 1, P, []
+    y0 = list(prompt_ids) + target.continue_greedy(prompt_ids, max_new_tokens, eos)
+    alpha = safe_answer(checker, decode(y0[P:]), item)
+    y, mismatches, calls = y0, [], 1
+    if follow in ("alternative", "both"):
+        y, mismatches, n = _search(
+            target, draft, y0, P, decode, checker, item, max_new_tokens, eos, alpha, True
+        )
+        calls += n
+    if follow in ("target", "both"):
+        _, more, n = _search(target, draft, y0, P, decode, checker, item, max_new_tokens, eos, alpha, False)
+        calls += n
+        seen = {m["pos"] for m in mismatches if y[: m["pos"]] == y0[: m["pos"]]}  # same context twice
+        mismatches += [dict(m, path="target") for m in more if m["pos"] not in seen]
+    return {
+        "uid": item.uid,
+        "prompt_ids": list(prompt_ids),
+        "response_ids": y[P:],
+        "target_response_ids": y0[P:],
+        "reference_answer": alpha if alpha is None or isinstance(alpha, (bool, int, float)) else str(alpha),
+        "mismatches": mismatches,
+        "target_generations": calls,
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+
+
+FOLLOW = ("alternative", "target", "both")
+
+
+def _search(target, draft, y, P, decode, checker, item, max_new_tokens, eos, alpha, move: bool):
+    """One semi-greedy pass from response ``y``; ``move``: continue on unimportant alternatives."""
+    from autojudge import task
+
+    calls, left, mismatches = 0, P, []
     while True:
         pred = draft.predictions(y)
         t = next((i for i in range(max(left, 1), len(y)) if y[i] != pred[i]), None)
@@ -97,21 +135,12 @@ def mine_one(
         if item.problem is not None:
             rec["oracle"] = task.oracle_important(item.problem, decode(y[P:]), decode(alt[P : t + 1]), ended)
         mismatches.append(rec)
-        if not rec["important"]:
+        if move and not rec["important"]:
             y = alt
         left = t + 1
-        if ended:
+        if ended and move:  # the paper's search stops after a swapped-in EOS
             break
-    return {
-        "uid": item.uid,
-        "prompt_ids": list(prompt_ids),
-        "response_ids": y[P:],
-        "target_response_ids": first_response,
-        "reference_answer": alpha if alpha is None or isinstance(alpha, (bool, int, float)) else str(alpha),
-        "mismatches": mismatches,
-        "target_generations": calls,
-        "seconds": round(time.perf_counter() - t0, 4),
-    }
+    return y, mismatches, calls
 
 
 def shard_path(out: str | os.PathLike, shard: int, num_shards: int) -> Path:
@@ -147,6 +176,7 @@ def mine(
     shard: int = 0,
     num_shards: int = 1,
     progress: bool = True,
+    follow: str = "alternative",
 ) -> Path:
     """Mine every item of this shard (``index % num_shards == shard``) into ``OUT/mined-*.jsonl``,
     one JSON line per problem, flushed as it finishes. Rerunning skips finished problems (resume)."""
@@ -170,7 +200,9 @@ def mine(
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
     with open(path, "a") as f:
         for it in bar(todo, desc=f"mine {shard}/{num_shards}") if progress else todo:
-            rec = mine_one(t_lm, d_lm, encode_prompt(tokenizer, it), decode, checker, it, max_new_tokens, eos)
+            rec = mine_one(
+                t_lm, d_lm, encode_prompt(tokenizer, it), decode, checker, it, max_new_tokens, eos, follow
+            )
             f.write(json.dumps(rec) + "\n")
             f.flush()
     return path
