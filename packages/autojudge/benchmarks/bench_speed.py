@@ -29,6 +29,13 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="folder for mined data, judge and rows")
     ap.add_argument("--mine-problems", type=int, default=None)
     ap.add_argument("--eval-problems", type=int, default=None)
+    ap.add_argument("--follow", default="alternative", help="miner: alternative (the paper), target or both")
+    ap.add_argument(
+        "--pareto-window",
+        type=int,
+        default=None,
+        help="window of the judge/top-K/random runs (default: best lossless)",
+    )
     ap.add_argument("--every", type=int, default=1, help="time every k-th judge threshold (26 by default)")
     ap.add_argument(
         "--windows", default="2,4,8,16", help="lossless windows to sweep (the Pareto runs use the best)"
@@ -68,7 +75,16 @@ def main() -> int:
     print("check: lossless == target greedy (W = 1, 4, 16)")
 
     t0 = time.perf_counter()
-    path = mine(builtin_items(n_mine, 0, "mine"), t, d, tok, gsm8k_answer, out / "mined", max_new_tokens=128)
+    path = mine(
+        builtin_items(n_mine, 0, "mine"),
+        t,
+        d,
+        tok,
+        gsm8k_answer,
+        out / "mined",
+        max_new_tokens=128,
+        follow=args.follow,
+    )
     mine_s = time.perf_counter() - t0
     recs = load_mined(path)
     stats = label_stats(recs)
@@ -105,7 +121,7 @@ def main() -> int:
         except Exception:
             traceback.print_exc()
     print(f"lossless: best W = {best_w}")
-    for w in [best_w]:
+    for w in [args.pareto_window or best_w]:
         try:
             methods = [
                 Method("target greedy", None),
