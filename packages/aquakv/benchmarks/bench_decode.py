@@ -68,6 +68,32 @@ def cache_bytes(cache) -> int:
     return total
 
 
+def cache_methods(model, preds) -> dict:
+    """Name -> factory of every cache compared (``None`` from a factory: the fp16 ``DynamicCache``)."""
+    from aquakv.cache import AquaKVCache
+    from aquakv.config import AquaKVConfig
+    from aquakv.kivi import KIVICache, hf_quantized_cache
+
+    cfg = AquaKVConfig()
+    methods = {
+        "fp16 DynamicCache": lambda: None,
+        "AQUA-KV fused": lambda: AquaKVCache(model, preds, cfg, check_fingerprint=False),
+        "AQUA-KV torch reference": lambda: AquaKVCache(
+            model, preds, cfg, backend="torch", check_fingerprint=False
+        ),
+        "HIGGS-only fused": lambda: AquaKVCache(model, None, cfg),
+        "KIVI-2 g32 r128": lambda: KIVICache(model, 2, 32, 128),
+        "AQUA-KV keep-dequantized (no memory saving)": lambda: AquaKVCache(
+            model, preds, cfg, keep_dequantized=True, check_fingerprint=False
+        ),
+    }
+    if hf_quantized_cache(model, 2) is not None:
+        methods["transformers QuantizedCache int2"] = lambda: hf_quantized_cache(model, 2)
+    else:
+        print("transformers QuantizedCache: no backend (optimum-quanto / hqq) installed; skipped")
+    return methods
+
+
 @torch.no_grad()
 def main() -> int:
     args = parser(__doc__).parse_args()
@@ -78,7 +104,6 @@ def main() -> int:
     from aquakv.cache import AquaKVCache
     from aquakv.config import AquaKVConfig
     from aquakv.kernels import decode_predict_torch
-    from aquakv.kivi import KIVICache, hf_quantized_cache
     from aquakv.quantizer import HiggsQuantizer
     from papercore.hf_compat import cache_kwarg
 
@@ -124,22 +149,7 @@ def main() -> int:
     contexts = [64, 200] if quick else [int(c) for c in args.contexts.split(",")]
     prefill_chunk = 64 if quick else 4096
     base_cfg = AquaKVConfig()
-    methods = {
-        "fp16 DynamicCache": lambda: None,
-        "AQUA-KV fused": lambda: AquaKVCache(model, preds, base_cfg, check_fingerprint=False),
-        "AQUA-KV torch reference": lambda: AquaKVCache(
-            model, preds, base_cfg, backend="torch", check_fingerprint=False
-        ),
-        "HIGGS-only fused": lambda: AquaKVCache(model, None, base_cfg),
-        "KIVI-2 g32 r128": lambda: KIVICache(model, 2, 32, 128),
-        "AQUA-KV keep-dequantized (no memory saving)": lambda: AquaKVCache(
-            model, preds, base_cfg, keep_dequantized=True, check_fingerprint=False
-        ),
-    }
-    if hf_quantized_cache(model, 2) is not None:
-        methods["transformers QuantizedCache int2"] = lambda: hf_quantized_cache(model, 2)
-    else:
-        print("transformers QuantizedCache: no backend (optimum-quanto / hqq) installed; skipped")
+    methods = cache_methods(model, preds)
 
     # correctness of the whole cache: fused vs torch path give the same next-token logits
     def check_cache():

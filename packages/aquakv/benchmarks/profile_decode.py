@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import fair_sdpa, parser  # noqa: E402
-from bench_decode import build_model, random_predictors  # noqa: E402
+from bench_decode import build_model, cache_methods, random_predictors  # noqa: E402
 
 
 @torch.no_grad()
@@ -32,9 +32,6 @@ def main() -> int:
     from torch.profiler import ProfilerActivity, profile
     from transformers import DynamicCache
 
-    from aquakv.cache import AquaKVCache
-    from aquakv.config import AquaKVConfig
-    from aquakv.kivi import KIVICache, hf_quantized_cache
     from papercore.hf_compat import cache_kwarg
 
     dev = torch.device("cuda")
@@ -43,17 +40,11 @@ def main() -> int:
     C = model.config.num_key_value_heads * model.config.head_dim
     preds = random_predictors(L, C)
     key = cache_kwarg(model)
-    methods = {
-        "fp16 DynamicCache": lambda: DynamicCache(config=model.config),
-        "AQUA-KV fused": lambda: AquaKVCache(model, preds, AquaKVConfig(), check_fingerprint=False),
-        "HIGGS-only fused": lambda: AquaKVCache(model, None, AquaKVConfig()),
-        "KIVI-2 g32 r128": lambda: KIVICache(model, 2, 32, 128),
-    }
-    if hf_quantized_cache(model, 2) is not None:
-        methods["transformers QuantizedCache int2"] = lambda: hf_quantized_cache(model, 2)
+    skip = ("AQUA-KV torch reference", "AQUA-KV keep-dequantized (no memory saving)")
+    methods = {n: m for n, m in cache_methods(model, preds).items() if n not in skip}
     for T in [int(c) for c in args.contexts.split(",")]:
         for name, make in methods.items():
-            cache = make()
+            cache = make() or DynamicCache(config=model.config)
             ids = torch.randint(0, model.config.vocab_size, (1, T), device=dev)
             for s in range(0, T, 4096):
                 model(input_ids=ids[:, s : s + 4096], use_cache=True, **{key: cache}, logits_to_keep=1)
@@ -78,7 +69,9 @@ def main() -> int:
             step()
             torch.cuda.synchronize()
             peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], profile_memory=True) as prof:
+            with profile(
+                activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], profile_memory=True
+            ) as prof:
                 for _ in range(n):
                     step()
                 torch.cuda.synchronize()

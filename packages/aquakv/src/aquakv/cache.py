@@ -255,14 +255,13 @@ class AquaKVCache(Cache):
         ns, nq, nb = layer.num_sink, layer.num_quantized, layer.num_buffer + t - sink_take
         full_k = key_states.new_empty(b, ns + nq + nb, h * d)
         full_v = value_states.new_empty(b, ns + nq + nb, h * d)
-        heads = lambda x: x.view(b, -1, h, d).transpose(1, 2)  # noqa: E731
-        heads(full_k)[:, :, :ns] = layer.sink_k
-        heads(full_v)[:, :, :ns] = layer.sink_v
+        self._heads(full_k)[:, :, :ns] = layer.sink_k
+        self._heads(full_v)[:, :, :ns] = layer.sink_v
         self._read(layer_idx, layer, full_k[:, ns : ns + nq], full_v[:, ns : ns + nq])
         buf_k = torch.cat([layer.buf_k, key_states[:, :, sink_take:]], 2)
         buf_v = torch.cat([layer.buf_v, value_states[:, :, sink_take:]], 2)
-        heads(full_k)[:, :, ns + nq :] = buf_k
-        heads(full_v)[:, :, ns + nq :] = buf_v
+        self._heads(full_k)[:, :, ns + nq :] = buf_k
+        self._heads(full_v)[:, :, ns + nq :] = buf_v
         if flush:
             self._write(layer_idx, layer, buf_k, buf_v)
             layer.buf_k, layer.buf_v = buf_k[:, :, :0], buf_v[:, :, :0]
@@ -270,7 +269,7 @@ class AquaKVCache(Cache):
             layer.buf_k, layer.buf_v = buf_k, buf_v
         if layer_idx == self.num_layers - 1:
             self._prev_old = self._prev_new = None  # no reconstruction outlives the forward pass
-        return heads(full_k), heads(full_v)
+        return self._heads(full_k), self._heads(full_v)
 
     def _begin(self, layer0: _Chunked, t: int) -> None:
         sink_take = min(max(self.cfg.prefix_size - layer0.num_sink, 0), t)

@@ -47,11 +47,10 @@ def consistent_answer(text: str, item=None) -> str | None:
     has no answer.
 
     The built-in task's default: its solutions may restate the result on an ``Answer:`` line, and
-    with the plain checker a mismatch that corrupts only that restatement is mined as unimportant
-    whenever the target still copies the right number after ``####``, although the same swap makes
-    the target copy the wrong one in other contexts. Judges trained on such labels accepted
-    answer-line digits with P(important) < 1e-3 and lost a third of the accuracy at the
-    strictest threshold (measured, CPU, 100 problems).
+    :func:`gsm8k_answer` reads only ``####``, so it would score ``Answer: 12. #### 42`` as 42 (and
+    the miner would call a swap that corrupts only the restatement unimportant). On the built-in
+    v2 pair the two checkers gave the same 3,075 mined labels (CPU, 200 problems): the judge's
+    answer-line failures came from mining never reaching those lines (task v3 fixes that).
     """
     stated = {_norm(n) for n in _STATED.findall(text)}
     final = gsm8k_answer(text)

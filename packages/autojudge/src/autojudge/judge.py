@@ -49,11 +49,11 @@ def extract_features(records: list[dict], target, draft, progress: bool = True) 
             # the response each mismatch was found on: the search's final one, or the target's own
             resp = rec["target_response_ids"] if path == "target" else rec["response_ids"]
             seq = rec["prompt_ids"] + resp
-            mine = [m for m in ms if m.get("path", "alternative") == path]
+            found = [m for m in ms if m.get("path", "alternative") == path]
             for name, model in (("draft", draft), ("target", target)):
                 lm = CachedLM(model)
                 _, full = lm.feed(seq)
-                for m in sorted(mine, key=lambda m: -m["pos"]):
+                for m in sorted(found, key=lambda m: -m["pos"]):
                     p = m["pos"]
                     if p < len(seq) and seq[p] == m["draft_tok"]:
                         h = full[p]

@@ -194,7 +194,7 @@ def oracle_important(problem: Problem, current: str, alternative: str, ended: bo
     token, solution text only; ``ended`` when that token is EOS) is important when no rendering of the
     current response's step values continues it. None when ``current`` does not parse.
 
-    Segments (``...``-terminated sentences) written before the mismatch are taken as given, even when
+    Segments (``.``-terminated sentences) written before the mismatch are taken as given, even when
     they deviate from every rendering (an earlier swap the miner accepted, such as an operator the
     target then ignored): the oracle judges the swapped-in token, not the history.
     """

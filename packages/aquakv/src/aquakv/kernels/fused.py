@@ -216,10 +216,11 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2
 
     unpack, decode = _kernel()
     y = torch.empty(M, C, dtype=h.dtype, device=codes.device)  # scaled grid values, one layer's transient
-    bc = 16 if interpreter_enabled() else 128
-    unpack[(triton.cdiv(M, 16 if interpreter_enabled() else 64), C // bc)](
+    bm = 16 if interpreter_enabled() else 64
+    # channel tiles of BN: the width fused_supported checks the code words against
+    unpack[(triton.cdiv(M, bm), C // BN)](
         codes2, scales, grid_t, y, M, C, codes2.shape[1], scales.shape[1],
-        BITS=quantizer.bits, D=quantizer.d, G=G, BM=16 if interpreter_enabled() else 64, BC=bc,
+        BITS=quantizer.bits, D=quantizer.d, G=G, BM=bm, BC=BN,
     )  # fmt: skip
     decode[lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(C, BN))](
         y, h, x_, x2_, w_, b_, out, into_, cos, sin, M, C, K1, K2, TQ, sb, st,

@@ -2,8 +2,8 @@ r"""Fused Triton quantize: rows -> group norms -> Hadamard -> nearest grid point
 
 One program takes ``BM`` rows and one Hadamard group of ``G`` channels. The first pass computes the
 group's L2 norm :math:`s`, rounded to the scale dtype as stored. The second pass walks the output
-channels ``BN`` at a time: :math:`y = (x H_G)_{\text{tile}} / s`, using the same generated
-:math:`\pm 1` tiles as the decode kernel (:mod:`aquakv.kernels.fused`), then the nearest of the
+channels ``BN`` at a time: :math:`y = (x H_G)_{\text{tile}} / s`, with the :math:`\pm 1` tiles
+generated in registers (:math:`(-1)^{\mathrm{popcount}(i \,\&\, j)}`), then the nearest of the
 ``n`` grid points for each ``d``-dimensional piece, by
 :math:`\arg\max_j 2\langle y, g_j\rangle - \|g_j\|^2` as in :func:`aquakv.grids.nearest`, then
 the codes packed into 32-bit words in :mod:`papercore.kernels.packing`'s layout. Only the packed
