@@ -213,18 +213,18 @@ def sweep(args) -> None:
             calls, ws = fp16_calls(in_f, out_f, torch.randn(tokens, in_f, device=DEVICE, dtype=torch.float16))
             record(shape=shape, tokens=tokens, what="fp16", us=graph_time_us(calls, reps=15)[0])
             del calls, ws
-    lut = [GemvConfig(256, 16, 4), GemvConfig(512, 16, 8), GemvConfig(256, 32, 8), GemvConfig(128, 16, 4),
-           GemvConfig(512, 32, 8), GemvConfig(1024, 16, 16)]  # fmt: skip
+    lut = [GemvConfig(256, 32, 8), GemvConfig(128, 32, 4), GemvConfig(256, 16, 8), GemvConfig(512, 32, 16),
+           GemvConfig(64, 32, 2)]  # block_i: codes per row and step  # fmt: skip
     direct = [GemvConfig(64, 16, 4, cache=".cg"), GemvConfig(64, 16, 4), GemvConfig(128, 16, 4, cache=".cg"),
               GemvConfig(32, 32, 4, cache=".cg"), GemvConfig(128, 32, 8, cache=".cg")]  # fmt: skip
     for shape in args.shapes:
-        time_cfgs(shape, 1, "2x8g8", "lut", lut)
-        time_cfgs(shape, 1, "1x8g8", "lut", lut[:3], (2, 4))
+        time_cfgs(shape, 1, "2x8g8", "lut", lut, (2, 3, 5))
+        time_cfgs(shape, 1, "1x8g8", "lut", lut[:3], (2, 3, 5))
         time_cfgs(shape, 1, "1x16g8", "1x16", direct)
     time_cfgs(args.shapes[0], 1, "2x8g8", "direct", direct[:2], (2,))
+    for tokens in (2, 4):
+        time_cfgs(args.shapes[0], tokens, "2x8g8", "lut", lut[:2], (2, 3, 5))
     for tokens in (2, 8):
-        time_cfgs(args.shapes[0], tokens, "2x8g8", "lut",
-                  [GemvConfig(256, 16 // tokens, 4), GemvConfig(256, 32 // tokens, 8)], (1, 2))  # fmt: skip
         time_cfgs(
             args.shapes[0],
             tokens,

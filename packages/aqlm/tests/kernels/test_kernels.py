@@ -106,17 +106,19 @@ def test_triton_3d_input(scheme):
 
 
 @pytest.mark.parametrize("scheme", ["2x8g8", "1x8g8", "3x6g4"])
-@pytest.mark.parametrize("tokens", [1, 2, 7])
-@pytest.mark.parametrize("split", [1, 3])
-def test_triton_lut_split(scheme, tokens, split):
-    """The lookup kernel with and without the split-K reduction."""
+@pytest.mark.parametrize("tokens", [1, 2, 3, 4])
+@pytest.mark.parametrize("split,codes_per_step", [(1, 32), (3, 16)])
+def test_triton_lut_split(scheme, tokens, split, codes_per_step):
+    """The lookup kernel with and without the split-K reduction, one or two code vectors per step."""
     triton_or_skip()
     layer = make(scheme, inp=256)
     x, b = inputs((tokens, 256))
-    t_pad = 1 << (tokens - 1).bit_length()
-    cfg = GemvConfig(32, 32 // t_pad, split=split)
+    cfg = GemvConfig(32, codes_per_step, num_warps=1, split=split)
     y = triton_gemv(x, *layer, b, kernel="lut", config=cfg)
     assert_close_rel(y, expected(x, *layer, b), 1e-5, f"{scheme} split={split}")
+    if tokens == 1 and split == 1:
+        with pytest.raises(ValueError, match="lookup kernel takes at most 4 tokens"):
+            triton_gemv(torch.randn(5, 256), *layer, kernel="lut")
 
 
 @pytest.mark.parametrize("scheme", ["2x8g8", "3x6g4", "1x16g8"])

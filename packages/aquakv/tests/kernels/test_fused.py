@@ -59,3 +59,19 @@ def test_fused_two_part_predictor_rope_and_into_equal_the_reference(batch):
     plain = torch.zeros(batch, T, C)
     decode_predict_triton(rows, q, x, w, b, x2=x2, into=plain)
     assert torch.allclose(plain, got)
+
+
+@pytest.mark.parametrize("G,pred", [(256, False), (512, True)])
+def test_fused_kronecker_hadamard_equals_reference(G, pred):
+    """Groups of >= 256 channels take the Kronecker form H_G = H_HA (x) H_HB in the unpack kernel."""
+    triton_or_skip()
+    from aquakv.kernels.fused import decode_predict_triton, kronecker_factors
+
+    assert kronecker_factors(G) == ((16, 16) if G == 256 else (16, 32))
+    torch.manual_seed(2)
+    q = HiggsQuantizer(G, 2, 16, G)
+    rows = q.quantize(torch.randn(3, G))
+    args = (torch.randn(3, G), torch.randn(G, G) / 16, torch.randn(G)) if pred else (None,) * 3
+    ref = decode_predict_torch(rows, q, *args)
+    got = decode_predict_triton(rows, q, *args)
+    assert (got - ref).abs().max() < 1e-5 * ref.abs().max() * 10

@@ -58,67 +58,90 @@ def _finish(
 
 
 @triton.jit
-def lut_gemv_kernel(
-    x_ptr, codes_ptr, cb_ptr, scales_ptr, bias_ptr, y_ptr, part_ptr, count_ptr,
-    T, O, I, tiles_per_split, n_split, stride_xt, stride_yt,
-    M: tl.constexpr, M_PAD: tl.constexpr, NC: tl.constexpr, G: tl.constexpr, KD: tl.constexpr,
-    T_PAD: tl.constexpr, BLOCK_O: tl.constexpr, BI: tl.constexpr, SPLIT_K: tl.constexpr,
-    HAS_BIAS: tl.constexpr, FP32: tl.constexpr,
-):  # fmt: skip
-    """Matvec through per-tile lookup tables (B <= 8).
+def lut_build_kernel(x_ptr, cb_ptr, lut_ptr, T, I, stride_xt,
+                     M: tl.constexpr, NC: tl.constexpr, G: tl.constexpr, KD: tl.constexpr,
+                     BI: tl.constexpr, T_PAD: tl.constexpr, FP32: tl.constexpr):  # fmt: skip
+    """``LUT[(i M + m), c, t] = x[t, i] . C_m[c]`` for ``BI`` input groups and codebook ``m`` (one
+    small tensor-core product, ``[T_PAD*BI, KD] @ [KD, NC]``; zero rows pad the tokens to ``T_PAD``
+    and zero columns pad ``G`` to ``KD``). The tokens of an entry are contiguous."""
+    pid = tl.program_id(0)
+    m = tl.program_id(1)
+    r = tl.arange(0, T_PAD * BI)
+    t = r // BI
+    i = pid * BI + r % BI
+    k = tl.arange(0, KD)
+    xa = tl.load(x_ptr + t[:, None] * stride_xt + i[:, None] * G + k[None, :],
+                 mask=((t < T) & (i < I))[:, None] & (k < G)[None, :], other=0.0)  # fmt: skip
+    c = tl.arange(0, NC)
+    cbT = tl.load(cb_ptr + (m * NC + c[None, :]) * G + k[:, None], mask=(k < G)[:, None], other=0.0)
+    lut = _dot(xa, cbT, FP32)
+    dst = lut_ptr + (((i * M + m) * NC)[:, None] + c[None, :]) * T_PAD + t[:, None]
+    tl.store(dst, lut.to(lut_ptr.dtype.element_ty), mask=(i < I)[:, None])
 
-    For a tile of ``BI`` input groups: ``LUT[t, i, m, c] = x[t, i] . C_m[c]`` (one small tensor-core
-    product, ``[T_PAD*BI, KD] @ [KD, M_PAD*NC]``), then
-    ``acc[t, o] += sum_{i, m} LUT[t, i, m, code[o, i, m]]``. ``tl.gather`` reads the table from
-    shared memory: one 4-byte lookup per code and token replaces decoding ``G`` weights and ``G``
-    multiply-adds. Codebooks ``m >= M`` (padding ``M`` to a power of two) are zero columns.
+
+@triton.jit
+def _lookup(lut_ptr, code, r, acc0, acc1, acc2, acc3, NC: tl.constexpr, T_PAD: tl.constexpr):
+    """``acc_t += sum_k LUT[r_k, code_k, t]`` for a ``[BLOCK_O, 16]`` tile of codes."""
+    idx = (r[None, :] * NC + (code.to(tl.int32) & (NC - 1))) * T_PAD
+    acc0 += tl.sum(tl.load(lut_ptr + idx).to(tl.float32), axis=1)
+    if T_PAD > 1:
+        acc1 += tl.sum(tl.load(lut_ptr + idx + 1).to(tl.float32), axis=1)
+    if T_PAD > 2:
+        acc2 += tl.sum(tl.load(lut_ptr + idx + 2).to(tl.float32), axis=1)
+        acc3 += tl.sum(tl.load(lut_ptr + idx + 3).to(tl.float32), axis=1)
+    return acc0, acc1, acc2, acc3
+
+
+@triton.jit
+def lut_gemv_kernel(
+    lut_ptr, codes_ptr, scales_ptr, bias_ptr, y_ptr, part_ptr, count_ptr,
+    T, O, IM, chunks_per_split, n_split, stride_yt,
+    NC: tl.constexpr, T_PAD: tl.constexpr, BLOCK_O: tl.constexpr, U: tl.constexpr,
+    SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr,
+):  # fmt: skip
+    """Matvec through the lookup table of :func:`lut_build_kernel` (B <= 8, T <= 4 tokens).
+
+    One output row per thread. Each step reads ``U`` 16-byte vectors of codes per row, so the 32
+    lookups of a warp instruction all fall in one table row of ``2^B`` entries (a few cache lines),
+    and adds ``LUT[r, code, t]`` per token: one 2-byte gather replaces decoding ``g`` weights and
+    ``g`` multiply-adds per code. The codes of the next step are loaded one step ahead.
     """
     pid_o = tl.program_id(0)
     pid_s = tl.program_id(1)
-    R: tl.constexpr = BI * M_PAD  # codes per output row and tile (and table rows per token)
-    offs_k = tl.arange(0, KD)
-    # x rows of the table: row (t, i) of a [T_PAD*BI, KD] tile
-    offs_xr = tl.arange(0, T_PAD * BI)
-    x_t = offs_xr // BI
-    x_i = offs_xr % BI
-    # All codebooks, transposed: cbT[k, m*NC + c] = C_m[c, k]; zero rows pad G up to KD.
-    offs_mc = tl.arange(0, M_PAD * NC)
-    cb_mask = (offs_k[:, None] < G) & (offs_mc[None, :] < M * NC)
-    cbT = tl.load(cb_ptr + offs_mc[None, :] * G + offs_k[:, None], mask=cb_mask, other=0.0)
-    # Codes of the tile, [BLOCK_O, R] with r = i * M_PAD + m: contiguous in memory when
-    # M == M_PAD, so int8 codes arrive in 16-byte loads.
     offs_o = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
-    offs_r = tl.arange(0, R)
-    r_i = offs_r // M_PAD
-    r_m = offs_r % M_PAD
-    codes_row = codes_ptr + offs_o.to(tl.int64)[:, None] * (I * M)
-    # Token t's lookup of code (o, r) reads table row t * R + r.
-    row_off = tl.arange(0, T_PAD)[:, None, None] * (R * NC) + (offs_r * NC)[None, None, :]
-    # Lookups are summed in their own (flat) layout and reduced once after the loop.
-    acc = tl.zeros([T_PAD * BLOCK_O * R], dtype=tl.float32)
-    n_tiles = tl.cdiv(I, BI)
-    start = pid_s * tiles_per_split
-    for tile in range(start, tl.minimum(start + tiles_per_split, n_tiles)):
-        i0 = tile * BI
-        xg = i0 + x_i
-        x_mask = (x_t < T)[:, None] & (xg < I)[:, None] & (offs_k < G)[None, :]
-        xa = tl.load(
-            x_ptr + x_t[:, None] * stride_xt + xg[:, None] * G + offs_k[None, :], mask=x_mask, other=0.0
-        )
-        # Flat table: entry ((t * BI + i) * M_PAD + m) * NC + c. One dimension only, so
-        # tl.gather spreads it over all warps and reads it from shared memory (a 2-D table with
-        # whole rows per warp would be gathered with warp shuffles, 8 per lookup).
-        lut = tl.reshape(_dot(xa, cbT, FP32), [T_PAD * R * NC])
-        c_mask = (offs_o < O)[:, None] & ((i0 + r_i < I) & (r_m < M))[None, :]
-        if M == M_PAD:
-            c_off = i0 * M + offs_r  # visibly contiguous, for the vectorizer
-        else:
-            c_off = (i0 + r_i) * M + r_m
-        code = tl.load(codes_row + c_off[None, :], mask=c_mask, other=0, eviction_policy="evict_first")
-        idx = row_off + (code.to(tl.int32) & (NC - 1))[None, :, :]  # [T_PAD, BLOCK_O, R]
-        acc += tl.gather(lut, tl.reshape(idx, [T_PAD * BLOCK_O * R]), axis=0)
-    out = tl.sum(tl.reshape(acc, [T_PAD, BLOCK_O, R]), axis=2)
+    omask = offs_o < O
+    offs_c = tl.arange(0, 16)
+    codes_row = codes_ptr + offs_o.to(tl.int64)[:, None] * IM
+    acc0 = tl.zeros([BLOCK_O], dtype=tl.float32)
+    acc1 = acc0
+    acc2 = acc0
+    acc3 = acc0
+    CH: tl.constexpr = 16 * U
+    c_start = pid_s * chunks_per_split
+    c_end = tl.minimum(c_start + chunks_per_split, IM // CH)
+    ca = tl.load(codes_row + (c_start * CH + offs_c)[None, :], mask=omask[:, None], other=0,
+                 eviction_policy="evict_first")  # fmt: skip
+    cb = ca
+    if U > 1:
+        cb = tl.load(codes_row + (c_start * CH + 16 + offs_c)[None, :], mask=omask[:, None], other=0,
+                     eviction_policy="evict_first")  # fmt: skip
+    for ch in range(c_start, c_end):
+        nxt = tl.minimum(ch + 1, c_end - 1) * CH + offs_c
+        na = tl.load(codes_row + nxt[None, :], mask=omask[:, None], other=0, eviction_policy="evict_first")
+        nb = na
+        if U > 1:
+            nb = tl.load(codes_row + (nxt + 16)[None, :], mask=omask[:, None], other=0,
+                         eviction_policy="evict_first")  # fmt: skip
+        acc0, acc1, acc2, acc3 = _lookup(lut_ptr, ca, ch * CH + offs_c, acc0, acc1, acc2, acc3, NC, T_PAD)
+        if U > 1:
+            acc0, acc1, acc2, acc3 = _lookup(lut_ptr, cb, ch * CH + 16 + offs_c, acc0, acc1, acc2, acc3, NC,
+                                             T_PAD)  # fmt: skip
+        ca = na
+        cb = nb
     offs_t = tl.arange(0, T_PAD)
+    tsel = offs_t[:, None]
+    out = tl.where(tsel == 0, acc0[None, :],
+                   tl.where(tsel == 1, acc1[None, :], tl.where(tsel == 2, acc2[None, :], acc3[None, :])))  # fmt: skip
     _finish(out, offs_t, offs_o, T, O, pid_o, pid_s, scales_ptr, bias_ptr, y_ptr, stride_yt, part_ptr,
             count_ptr, n_split, SPLIT_K, HAS_BIAS)  # fmt: skip
 

@@ -1,19 +1,24 @@
 r"""Triton decode: packed codes -> grid lookup -> scale -> inverse Hadamard -> + predictor.
 
-Two launches. The first unpacks the codes once into the scaled grid values
-:math:`Y = \frac{s}{G} \odot \mathrm{grid}[\mathrm{codes}]` (one ``[rows, C]`` transient of the
-layer). The second computes one output tile ``[BM rows, BN channels]`` (inside one Hadamard
-group of size G) as
+Two launches. The first takes ``BM`` rows and one whole Hadamard group: it unpacks the codes
+into the scaled grid values :math:`Y = \frac{s}{G} \odot \mathrm{grid}[\mathrm{codes}]` and
+applies the Hadamard transform in its Kronecker form, :math:`H_G = H_{G_A} \otimes H_{G_B}`
+(Sylvester matrices factor so): viewing a row as a :math:`G_A \times G_B` matrix,
+:math:`Y H_G = H_{G_A}^\top Y H_{G_B}`, two small tensor-core products of
+:math:`G (G_A + G_B)` multiply-adds per row instead of :math:`G^2` (64 Ki instead of 1 Mi at
+:math:`G = 1024`). It writes the residual :math:`R = Y H_G` (one ``[rows, C]`` transient of the
+layer). The second computes one output tile ``[BM rows, BN channels]`` as
 
-.. math:: \mathrm{out} = \underbrace{X W^\top + b}_{\text{predictor}} + Y\, H_G[:, \text{tile}],
+.. math:: \mathrm{out} = \underbrace{X W^\top + b}_{\text{predictor}} + R_{\text{tile}},
 
-two matrix products accumulated in float32 in one program. :math:`H_G` is the ``±1`` Hadamard
-matrix, read from a cached copy in half precision on the GPU (the grid values lose < 1e-3
-relative), so both products run on fp16 tensor cores. (A first version decoded the codes inside
-the product: every channel tile re-decoded the whole group, 8x the gather work at C = 1024, and
-it ran at 30 TFLOP/s.) Codes are 32-bit words of ``papercore.kernels.packing`` (code widths
-dividing 32). The predictor input may come in two parts ``[X_1, X_2]`` (keys and the previous
-layer's values for the value predictor), so the cache never concatenates them.
+one matrix product accumulated in float32, on fp16/bf16 tensor cores for half-precision models
+(the residual is rounded to fp16 between the two Kronecker factors: < 1e-3 relative, far under
+the quantization error). History: the first kernel decoded the codes inside the product (every
+channel tile re-decoded the whole group, 30 TFLOP/s); the second multiplied by the dense
+:math:`H_G` in the product (2.4 TFLOP per decode step at 8k tokens on a 3B model, 40% of them
+the Hadamard). Codes are 32-bit words of ``papercore.kernels.packing`` (code widths dividing 32).
+The predictor input may come in two parts ``[X_1, X_2]`` (keys and the previous layer's values
+for the value predictor), so the cache never concatenates them.
 
 The epilogue writes the reconstructed rows and, optionally, a second copy straight into the
 attention tensor (``into``, a strided ``[B, T, C]`` slice of the layer's full K or V), with RoPE
@@ -48,36 +53,52 @@ def _kernel():
         ]
 
     @triton.jit
-    def unpack_kernel(codes_ptr, scales_ptr, grid_ptr, y_ptr, M, N, NW, NS,
-                      BITS: tl.constexpr, D: tl.constexpr, G: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-        # grid[codes] * scale / G for a [BM, BC] tile: each 32-bit word is loaded once and split
-        # into its 32 / BITS codes, each code gathers its D grid values (BC lies in one group).
+    def unpack_kernel(codes_ptr, scales_ptr, grid_ptr, hA_ptr, hB_ptr, r_ptr, M, N, NW, NS,
+                      BITS: tl.constexpr, D: tl.constexpr, G: tl.constexpr, HA: tl.constexpr, HB: tl.constexpr,
+                      BM: tl.constexpr, FP32: tl.constexpr):  # fmt: skip
+        # R = s/G * grid[codes] @ H_G for BM rows and one whole Hadamard group: each 32-bit word
+        # is loaded once and split into its 32 / BITS codes, each code gathers its D grid values;
+        # then H_G = H_HA (x) H_HB is applied as two small products (one per Kronecker factor).
         CPW: tl.constexpr = 32 // BITS
-        NCODE: tl.constexpr = BC // D
+        NCODE: tl.constexpr = G // D
         rm = tl.program_id(0) * BM + tl.arange(0, BM)
         mmask = rm < M
         rm64 = rm.to(tl.int64)
-        c0 = tl.program_id(1) * BC
+        c0 = tl.program_id(1) * G
         wi = (c0 // D) // CPW + tl.arange(0, NCODE // CPW)
         word = tl.load(codes_ptr + rm64[:, None] * NW + wi[None, :], mask=mmask[:, None], other=0)
         shift = (tl.arange(0, CPW) * BITS).to(tl.uint32)
         code = (word.to(tl.uint32, bitcast=True)[:, :, None] >> shift[None, None, :]) & ((1 << BITS) - 1)
         code = tl.reshape(code, (BM, NCODE))
         y = tl.load(grid_ptr + code.to(tl.int32)[:, :, None] * D + tl.arange(0, D)[None, None, :])
-        y = tl.reshape(y, (BM, BC))
         s = tl.load(scales_ptr + rm64 * NS + c0 // G, mask=mmask, other=0.0).to(tl.float32)
-        y = y * (s / G)[:, None]
-        rc = c0 + tl.arange(0, BC)
-        tl.store(y_ptr + rm64[:, None] * N + rc[None, :], y.to(y_ptr.dtype.element_ty), mask=mmask[:, None])
+        y = tl.reshape(y, (BM, G)) * (s / G)[:, None]
+        hB = tl.load(hB_ptr + tl.arange(0, HB)[:, None] * HB + tl.arange(0, HB)[None, :])
+        if FP32:
+            z = tl.dot(tl.reshape(y, (BM * HA, HB)), hB.to(tl.float32), input_precision="ieee")
+        else:
+            z = tl.dot(tl.reshape(y.to(hB.dtype), (BM * HA, HB)), hB)
+        if HA > 1:  # the other factor acts on the middle index: transpose it last, multiply, transpose back
+            hA = tl.load(hA_ptr + tl.arange(0, HA)[:, None] * HA + tl.arange(0, HA)[None, :])
+            zt = tl.reshape(tl.permute(tl.reshape(z, (BM, HA, HB)), (0, 2, 1)), (BM * HB, HA))
+            if FP32:
+                z = tl.dot(zt, hA.to(tl.float32), input_precision="ieee")
+            else:
+                z = tl.dot(zt.to(hA.dtype), hA)
+            z = tl.permute(tl.reshape(z, (BM, HB, HA)), (0, 2, 1))
+        rc = c0 + tl.arange(0, G)
+        tl.store(
+            r_ptr + rm64[:, None] * N + rc[None, :],
+            tl.reshape(z, (BM, G)).to(r_ptr.dtype.element_ty),
+            mask=mmask[:, None],
+        )
 
-    @triton.autotune(
-        configs=autotune_configs(configs), key=["N", "K1", "K2", "G", "HAS_PRED", "INTO", "ROPE"]
-    )
+    @triton.autotune(configs=autotune_configs(configs), key=["N", "K1", "K2", "HAS_PRED", "INTO", "ROPE"])
     @triton.jit
     def decode_kernel(
-        y_ptr, h_ptr, x_ptr, x2_ptr, w_ptr, b_ptr, out_ptr, into_ptr, cos_ptr, sin_ptr,
+        r_ptr, x_ptr, x2_ptr, w_ptr, b_ptr, out_ptr, into_ptr, cos_ptr, sin_ptr,
         M, N, K1, K2, TQ, into_sb, into_st,
-        G: tl.constexpr, HD: tl.constexpr,
+        HD: tl.constexpr,
         HAS_PRED: tl.constexpr, HAS_X2: tl.constexpr, INTO: tl.constexpr, ROPE: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
     ):  # fmt: skip
@@ -86,14 +107,8 @@ def _kernel():
         rn = pid_n * BN + tl.arange(0, BN)
         mmask = rm < M
         rm64 = rm.to(tl.int64)
-        gi = (pid_n * BN) // G  # the Hadamard group of this tile (BN divides G)
-        col = rn % G
-        acc = tl.zeros((BM, BN), dtype=tl.float32)
-        for kk in range(0, G, BK):
-            k = gi * G + kk + tl.arange(0, BK)
-            y = tl.load(y_ptr + rm64[:, None] * N + k[None, :], mask=mmask[:, None], other=0.0)
-            h = tl.load(h_ptr + (kk + tl.arange(0, BK))[:, None] * G + col[None, :])
-            acc += tl.dot(y, h)
+        # the dequantized residual (already through the Hadamard transform) starts the accumulator
+        acc = tl.load(r_ptr + rm64[:, None] * N + rn[None, :], mask=mmask[:, None], other=0.0).to(tl.float32)
         if HAS_PRED:
             KW = K1 + K2
             for k0 in range(0, K1, BK):
@@ -152,6 +167,16 @@ def _hadamard(G: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return hadamard_matrix(G, dtype=dtype, device=device).contiguous()
 
 
+def kronecker_factors(G: int) -> tuple[int, int]:
+    """``(HA, HB)`` with ``H_G = H_HA (x) H_HB`` (Sylvester matrices factor so), both >= 16 for the
+    tensor cores: ``G * (HA + HB)`` multiply-adds per row instead of ``G**2``. Groups under 256
+    channels use one factor, ``(1, G)``."""
+    if G < 256:
+        return 1, G
+    hb = 32 if G >= 512 else 16
+    return G // hb, hb
+
+
 def tile_n() -> int:
     """Output channels per program (the Hadamard group and, with RoPE, the head size must be multiples)."""
     return 16 if interpreter_enabled() else 128
@@ -177,7 +202,7 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2
     if G % BN:
         raise ValueError(f"the fused kernel needs a Hadamard group (G={G}) divisible by {BN}")
     half = codes.device.type == "cuda" and out_dtype in (torch.float16, torch.bfloat16)
-    h = _hadamard(G, torch.float16 if half else torch.float32, codes.device)
+    h = torch.empty(0, dtype=torch.float16 if half else torch.float32)  # the dtype of H and the residual
     grid_t = quantizer._grid(codes.device).contiguous()
     has_pred = weight is not None
     K2 = 0
@@ -215,16 +240,21 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2
                 )
 
     unpack, decode = _kernel()
-    y = torch.empty(M, C, dtype=h.dtype, device=codes.device)  # scaled grid values, one layer's transient
-    bm = 16 if interpreter_enabled() else 64
-    # channel tiles of BN: the width fused_supported checks the code words against
-    unpack[(triton.cdiv(M, bm), C // BN)](
-        codes2, scales, grid_t, y, M, C, codes2.shape[1], scales.shape[1],
-        BITS=quantizer.bits, D=quantizer.d, G=G, BM=bm, BC=BN,
+    ha, hb = kronecker_factors(G)
+    h_b = _hadamard(hb, h.dtype, codes.device)
+    h_a = _hadamard(ha, h.dtype, codes.device) if ha > 1 else h_b  # unused when ha == 1
+    r = torch.empty(
+        M, C, dtype=h.dtype, device=codes.device
+    )  # the dequantized residual, one layer's transient
+    bm = 16
+    unpack[(triton.cdiv(M, bm), C // G)](
+        codes2, scales, grid_t, h_a, h_b, r, M, C, codes2.shape[1], scales.shape[1],
+        BITS=quantizer.bits, D=quantizer.d, G=G, HA=ha, HB=hb, BM=bm, FP32=not half,
+        num_warps=1 if interpreter_enabled() else (8 if G >= 512 else 4),
     )  # fmt: skip
     decode[lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(C, BN))](
-        y, h, x_, x2_, w_, b_, out, into_, cos, sin, M, C, K1, K2, TQ, sb, st,
-        G=G, HD=HD, HAS_PRED=has_pred, HAS_X2=K2 > 0,
+        r, x_, x2_, w_, b_, out, into_, cos, sin, M, C, K1, K2, TQ, sb, st,
+        HD=HD, HAS_PRED=has_pred, HAS_X2=K2 > 0,
         INTO=into is not None, ROPE=into is not None and rope is not None, BN=BN,
     )  # fmt: skip
     return out.view(*lead, C)

@@ -7,15 +7,16 @@
 ==================  ===============================================================================
 path                when
 ==================  ===============================================================================
-``triton_gemv``     Triton, <= 16 tokens, power-of-two groupsize: one kernel decodes the codes and
-                    the bilevel statistics in registers, reads ``x[:, perm]``, accumulates all
-                    tokens in float32, then (fused, same program) adds the outlier corrections
-                    ``(v - w_dense) * x[:, c]`` (outliers REPLACE the dense value). Layers with
-                    the default statistics read the bit-split kernel layout
-                    (:mod:`spqr.kernels.layout`, built once per layer); others the stored bitstreams
+``triton_gemv``     Triton, few tokens. Layers with a fast layout (:func:`spqr.kernels.layout.fast_supported`:
+                    2-4-bit codes, the default or fp16 statistics, power-of-two groups) up to
+                    ``FAST_MAX_TOKENS`` (4): the fast kernel (:mod:`spqr.kernels._fast`) decodes each
+                    code once for all tokens with the statistics factored out of the inner loop, and
+                    adds the outlier corrections ``(v - w_dense) * x[:, c]`` (outliers REPLACE the
+                    dense value) in the same launch. Other layers up to 16 tokens (power-of-two
+                    groupsize): the generic kernel on the stored bitstreams
 ``triton_dequant``  Triton, more tokens (or another groupsize): a Triton kernel writes the dense
                     weight in ``x.dtype`` (outliers replaced by a second small kernel), then ``F.linear``
-                    (with the kernel layout: in the permuted column order, against ``x[:, perm]``)
+                    (with the fast layout: in the permuted column order, against ``x[:, perm]``)
 ``dequant``         everything else (CPU, ``backend="torch"``, float64, ...): the torch reference
 ==================  ===============================================================================
 
@@ -33,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from papercore.kernels.triton_guard import interpreter_enabled, resolve_backend
-from spqr.kernels.triton_ops import MAX_TOKENS, gemv_supported
+from spqr.kernels.layout import fast_supported
+from spqr.kernels.triton_ops import FAST_MAX_TOKENS, MAX_TOKENS, gemv_supported
 
 PATHS = ("triton_gemv", "triton_dequant", "dequant")
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -47,6 +49,8 @@ def select_path(x: torch.Tensor, layer, backend: str = "auto") -> str:
     if layer.in_features % layer.groupsize:
         return "dequant"
     tokens = math.prod(x.shape[:-1])
+    if fast_supported(layer):  # the fast layout: its GEMV up to FAST_MAX_TOKENS, then dequantize + GEMM
+        return "triton_gemv" if tokens <= FAST_MAX_TOKENS else "triton_dequant"
     if tokens <= MAX_TOKENS and gemv_supported(layer):
         return "triton_gemv"
     return "triton_dequant"

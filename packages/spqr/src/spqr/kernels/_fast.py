@@ -1,13 +1,30 @@
-"""Triton kernel of the fast SpQR matrix-vector path (see :mod:`spqr.kernels.layout` for the layout).
+r"""Triton kernels of the fast SpQR paths (see :mod:`spqr.kernels.layout` for the layout they read).
 
-Per program: ``BLOCK_O`` output rows, all ``T <= TD`` tokens, the whole input width in steps of
-``BK`` permuted columns. The codes come from the bit-split planes (2 low bits, 16 per word; the
-high bits in a second plane), so every word decodes with constant shifts and no code straddles
-two words. With one token the scale and zero are applied per group,
-``sum_k s (q_k - z) x_k = s (sum_k q_k x_k - z sum_k x_k)``, so each weight costs one
-multiply-add; with more tokens the dequantized tile goes through ``tl.dot``. ``xp`` is ``x[:, perm]`` (gathered once
-by the launcher, so the weight loop reads it contiguously); ``x`` serves the outlier pass. The outlier pass adds
-``delta * x[:, c]`` from the CSR (``delta = value - dense value``, precomputed by the layout).
+**Decoding a code without a conversion.** OR-ing a ``w``-bit code ``q`` into the mantissa of
+:math:`2^{23}` at bit ``PP`` gives the float :math:`f = 2^{23} + q\,2^{PP}` exactly: one ``LOP3``
+(mask and OR, the magic constant in a register) per weight, no shift when ``PP`` is where the
+code already sits. A thread shifts each of its words once per *view* of ``K`` codes (codes at bits
+``PMIN, PMIN + w, ...`` of the view, all under bit 23), so most codes cost the mask alone.
+
+**Factoring the statistics out.** With :math:`\tilde x_k = x_k 2^{-PP_k}` (the launcher's
+prologue scales ``x[perm]`` once per call) a group of columns sums to
+
+.. math:: \sum_k s (q_k - z) x_k = s \Big(\underbrace{\textstyle\sum_k f_k \tilde x_k}_{a}
+          - \underbrace{2^{23} \textstyle\sum_k \tilde x_k}_{\text{big}} - z \textstyle\sum_k x_k\Big),
+
+so the inner loop is one fused multiply-add per weight and token (``a``), while ``big`` and
+``sum x`` are per-group constants of the input (computed in the prologue) and the scale and zero
+are decoded once per group and row. ``a`` and ``big`` are about :math:`2^{23-PP} |x|` (under
+:math:`2^9 |x|`), so float32 keeps about 15 bits of the difference: far under the fp16 weight
+precision of the reference.
+
+**Parallelism.** One output row per thread (``BLOCK_O`` rows per program); the slabs of a row are
+split over ``n_split`` programs (split-K). Each program first writes its columns of
+:math:`\tilde x` and the group sums to a scratch buffer (identical values from every program of
+the same split: no ordering needed), then walks its slabs with the next slab's codes loaded one
+step ahead. The last program of a row block to finish sums the partials (an arrival counter, one
+launch, no zero-filled workspace). Outliers add ``delta * x[c]`` (``delta = value - dense``); split
+``s`` takes every ``n_split``-th outlier of a row. Up to four tokens share each decoded code.
 """
 
 from __future__ import annotations
@@ -16,136 +33,286 @@ import triton
 import triton.language as tl
 
 
-@triton.jit
-def _codes(lo_ptr, hi_ptr, rows, wj, m, LOW, HIW, HB: tl.constexpr):
-    """Codes ``[BLOCK_O, W16, 16]`` (int32) of the 16-code words ``wj`` of ``rows``."""
-    i = tl.arange(0, 16)
-    lo = tl.load(lo_ptr + rows[:, None] * LOW + wj[None, :], mask=m, other=0)
-    q = (lo[:, :, None] >> (2 * i)[None, None, :]) & 3
-    if HB == 1:  # 32 one-bit high parts per word: word wj // 2, bits (wj % 2) * 16 + i
-        hw = tl.load(hi_ptr + rows[:, None] * HIW + (wj // 2)[None, :], mask=m, other=0)
-        sh = ((wj % 2) * 16)[None, :, None] + i[None, None, :]
-        q = q | (((hw[:, :, None] >> sh) & 1) << 2)
-    elif HB == 2:  # 16 two-bit high parts per word
-        hw = tl.load(hi_ptr + rows[:, None] * HIW + wj[None, :], mask=m, other=0)
-        q = q | (((hw[:, :, None] >> (2 * i)[None, None, :]) & 3) << 2)
-    return q
+@triton.constexpr_function
+def _straddles(j, W):
+    return (W * j) % 32 + W > 32
+
+
+@triton.constexpr_function
+def _view_shift(j, W, K, PMIN):
+    """Right shift of the word that puts code j's view in place (negative: a left shift)."""
+    p, s = divmod(W * j, 32)
+    s0 = (W - (32 * p) % W) % W  # the first code that starts in word p
+    return s0 + W * K * (((s - s0) // W) // K) - PMIN
 
 
 @triton.jit
-def _stats(st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, rows, g, m, G,
-           B2: tl.constexpr, STATS16: tl.constexpr):  # fmt: skip
-    """First-level scale and zero ``[BLOCK_O, W16]`` in float32."""
-    idx = rows[:, None] * G + g[None, :]
-    if STATS16:
-        s = tl.load(s16_ptr + idx, mask=m, other=0).to(tl.float32)
-        z = tl.load(z16_ptr + idx, mask=m, other=0).to(tl.float32)
+def _field(wd0, wd1, wd2, magic, j: tl.constexpr, W: tl.constexpr, K: tl.constexpr, PMIN: tl.constexpr):
+    """Code j of a thread's bitstream (bits [W j, W j + W) of wd0|wd1|wd2) as the float32
+    2^23 + q 2^PP, PP = PMIN + W * slot (see :func:`spqr.kernels.layout.code_slot`)."""
+    P: tl.constexpr = (W * j) // 32
+    S: tl.constexpr = (W * j) % 32
+    MASK: tl.constexpr = (1 << W) - 1
+    if P == 0:
+        lo = wd0
+        hi = wd1
+    elif P == 1:
+        lo = wd1
+        hi = wd2
     else:
-        c = tl.load(st_ptr + idx, mask=m, other=0).to(tl.int32)
-        qi = (rows // B2)[:, None] * G + g[None, :]
-        s = tl.load(sqs_ptr + qi, mask=m, other=0).to(tl.float32) * (
-            (c & 15).to(tl.float32) - tl.load(sqz_ptr + qi, mask=m, other=0).to(tl.float32)
-        )
-        z = tl.load(zqs_ptr + qi, mask=m, other=0).to(tl.float32) * (
-            (c >> 4).to(tl.float32) - tl.load(zqz_ptr + qi, mask=m, other=0).to(tl.float32)
-        )
+        lo = wd2
+        hi = wd2
+    if _straddles(j, W):
+        f = ((((lo >> S) | (hi << (32 - S))) << PMIN) & (MASK << PMIN)) | magic
+    else:
+        V: tl.constexpr = _view_shift(j, W, K, PMIN)
+        if V >= 0:
+            view = lo >> V
+        else:
+            view = lo << (-V)
+        f = (view & (MASK << (S - V))) | magic
+    return f.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _pick(tile, GPS: tl.constexpr, gi: tl.constexpr):
+    """Column gi (a constant) of a [R, GPS] tile held in each thread's registers."""
+    R: tl.constexpr = tile.shape[0]
+    if GPS == 1:
+        return tl.reshape(tile, [R])
+    elif GPS == 2:
+        a, b = tl.split(tile)
+        return a if gi == 0 else b
+    elif GPS == 4:
+        a, b = tl.split(tl.reshape(tile, [R, 2, 2]))  # tl.split takes the lowest index bit
+        c = a if gi % 2 == 0 else b
+        a, b = tl.split(c)
+        return a if gi // 2 == 0 else b
+    else:
+        a, b = tl.split(tl.reshape(tile, [R, 2, 2, 2]))
+        c = a if gi % 2 == 0 else b
+        a, b = tl.split(c)
+        c = a if (gi // 2) % 2 == 0 else b
+        a, b = tl.split(c)
+        return a if gi // 4 == 0 else b
+
+
+@triton.jit
+def _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P: tl.constexpr, GPS: tl.constexpr, STATS16: tl.constexpr):
+    """The code words (three planes, unused ones repeat plane 0) and statistic codes of slab b."""
+    cw = codes_ptr + ((b * P * O + rows_c) * 4)[:, None] + t[None, :]
+    wd0 = tl.load(cw).to(tl.uint32, bitcast=True)
+    wd1 = wd0
+    wd2 = wd0
+    if P > 1:
+        wd1 = tl.load(cw + O * 4).to(tl.uint32, bitcast=True)
+    if P > 2:
+        wd2 = tl.load(cw + 2 * O * 4).to(tl.uint32, bitcast=True)
+    if STATS16:
+        st = wd0  # unused
+    else:
+        st = tl.load(st_ptr + ((b * O + rows_c) * GPS)[:, None] + tl.arange(0, GPS)[None, :]).to(tl.uint32)
+    return wd0, wd1, wd2, st
+
+
+@triton.jit
+def _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS: tl.constexpr, B2: tl.constexpr,
+           STATS16: tl.constexpr):  # fmt: skip
+    """First-level scale and zero [BLOCK_O] (float32) of group gi of slab b."""
+    if STATS16:
+        sz = tl.load(coef_ptr + ((b * O + rows_c) * GPS + gi)[:, None] * 2 + tl.arange(0, 2)[None, :])
+        s, z = tl.split(sz)
+    else:
+        c = _pick(st, GPS, gi)
+        ab = tl.load(coef_ptr + (((b * (O // B2) + rows_c // B2) * GPS + gi) * 4)[:, None] + t[None, :])
+        a, b2 = tl.split(tl.reshape(ab, [ab.shape[0], 2, 2]))  # (a_s, a_z), (b_s, b_z)
+        a_s, a_z = tl.split(a)
+        b_s, b_z = tl.split(b2)
+        s = a_s * (((c << 19) & (15 << 19)) | magic).to(tl.float32, bitcast=True) + b_s
+        z = a_z * (((c << 15) & (15 << 19)) | magic).to(tl.float32, bitcast=True) + b_z
     return s, z
 
 
 @triton.jit
-def fast_gemv_kernel(
-    x_ptr, xp_ptr, lo_ptr, hi_ptr, st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr,
-    off_ptr, col_ptr, delta_ptr, bias_ptr, y_ptr,
-    T, O, I, LOW, HIW, G, stride_x, stride_y,
-    HB: tl.constexpr, GS: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr,
-    BLOCK_O: tl.constexpr, BK: tl.constexpr, TD: tl.constexpr, OCH: tl.constexpr,
-    FP32: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_OUTLIERS: tl.constexpr,
-):  # fmt: skip
-    W16: tl.constexpr = BK // 16
-    pid = tl.program_id(0)
-    rows = pid * BLOCK_O + tl.arange(0, BLOCK_O)
-    rmask = rows < O
-    rows64 = rows.to(tl.int64)
-    j = tl.arange(0, W16)
-    i = tl.arange(0, 16)
-    xdt = x_ptr.dtype.element_ty
-    if TD == 1:
-        acc = tl.zeros((BLOCK_O, W16), dtype=tl.float32)
-    else:
-        t = tl.arange(0, TD)
-        tmask = t < T
-        acc2 = tl.zeros((TD, BLOCK_O), dtype=tl.float32)
-    for k0 in range(0, I, BK):
-        wj = k0 // 16 + j
-        wmask = wj < LOW
-        m = rmask[:, None] & wmask[None, :]
-        q = _codes(lo_ptr, hi_ptr, rows64, wj, m, LOW, HIW, HB).to(tl.float32)
-        s, z = _stats(st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, rows64,
-                      (wj * 16) // GS, m, G, B2, STATS16)  # fmt: skip
-        k = k0 + j[:, None] * 16 + i[None, :]
-        kmask = wmask[:, None] & (i[None, :] < 16)
-        if TD == 1:
-            xv = tl.load(xp_ptr + k, mask=kmask, other=0).to(tl.float32)  # [W16, 16], permuted x
-            part = tl.sum(q * xv[None, :, :], axis=2)
-            acc += s * (part - z * tl.sum(xv, axis=1)[None, :])
-        else:
-            w = (s[:, :, None] * (q - z[:, :, None])).to(xdt)
-            w = tl.reshape(w, (BLOCK_O, BK))
-            kk = k0 + tl.arange(0, BK)
-            xt = tl.load(
-                xp_ptr + t[:, None] * I + kk[None, :], mask=tmask[:, None] & (kk < I)[None, :], other=0
-            )
-            if FP32:
-                acc2 = tl.dot(xt, tl.trans(w), acc2, input_precision="ieee")
-            else:
-                acc2 = tl.dot(xt, tl.trans(w), acc2)
-    if TD == 1:
-        y = tl.sum(acc, axis=1)
-    if HAS_OUTLIERS:
-        start = tl.load(off_ptr + rows, mask=rmask, other=0)
-        cnt = tl.load(off_ptr + rows + 1, mask=rmask, other=0) - start
-        n = tl.max(cnt, axis=0)
-        for j0 in range(0, n, OCH):
-            jj = j0 + tl.arange(0, OCH)
-            om = rmask[:, None] & (jj[None, :] < cnt[:, None])
-            idx = start[:, None] + jj[None, :]
-            c = tl.load(col_ptr + idx, mask=om, other=0).to(tl.int64)
-            d = tl.load(delta_ptr + idx, mask=om, other=0).to(tl.float32)
-            if TD == 1:
-                y += tl.sum(d * tl.load(x_ptr + c, mask=om, other=0).to(tl.float32), axis=1)
-            else:
-                xm = tmask[:, None, None] & om[None, :, :]
-                xo = tl.load(x_ptr + t[:, None, None] * stride_x + c[None, :, :], mask=xm, other=0)
-                acc2 += tl.sum(xo.to(tl.float32) * d[None, :, :], axis=2)
-    if TD == 1:
-        if HAS_BIAS:
-            y += tl.load(bias_ptr + rows, mask=rmask, other=0).to(tl.float32)
-        tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=rmask)
-    else:
-        if HAS_BIAS:
-            acc2 += tl.load(bias_ptr + rows, mask=rmask, other=0).to(tl.float32)[None, :]
-        ym = tmask[:, None] & rmask[None, :]
-        tl.store(y_ptr + t[:, None] * stride_y + rows[None, :], acc2.to(y_ptr.dtype.element_ty), mask=ym)
+def _prologue_token(x_ptr, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, tok, T, q0, q1, I, IP, NGS,
+                    CK: tl.constexpr, GS: tl.constexpr, PB: tl.constexpr):  # fmt: skip
+    """x~[tok, q] = x[tok, perm[q]] 2^-PP(q) for q in [q0, q1), and per group of GS columns
+    (2^23 sum x~, sum x); zeros for a padding token (tok >= T)."""
+    for qs in range(q0, q1, PB):
+        q = qs + tl.arange(0, PB)
+        src = tl.load(perm_ptr + q, mask=q < I, other=0).to(tl.int32)
+        xv = tl.load(x_ptr + src, mask=(q < I) & (q * 0 + tok < T), other=0.0).to(tl.float32)
+        xt = xv * tl.load(xmul_ptr + (q % CK))
+        tl.store(xs_ptr + tok * IP + q, xt, mask=q < q1)
+        gsum = tl.join(
+            tl.sum(tl.reshape(xt, [PB // GS, GS]), axis=1) * 8388608.0,
+            tl.sum(tl.reshape(xv, [PB // GS, GS]), axis=1),
+        )
+        g = qs // GS + tl.arange(0, PB // GS)
+        tl.store(
+            gs_ptr + (tok * NGS + g)[:, None] * 2 + tl.arange(0, 2)[None, :],
+            gsum,
+            mask=(g < q1 // GS)[:, None],
+        )
 
 
 @triton.jit
-def fast_dequant_kernel(
-    lo_ptr, hi_ptr, st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, w_ptr,
-    O, I, LOW, HIW, G,
-    HB: tl.constexpr, GS: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr,
-    BLOCK_O: tl.constexpr, BK: tl.constexpr,
+def _outliers(y, x_ptr, stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split):
+    """y += delta * x[c] over this split's share (every n_split-th) of each row's outliers."""
+    start = tl.load(off_ptr + rows_c)
+    end = tl.where(rmask, tl.load(off_ptr + rows_c + 1), start)
+    n = tl.max(end - start, axis=0)
+    for j0 in range(pid_s, n, n_split):
+        idx = start + j0
+        om = idx < end
+        c = tl.load(col_ptr + idx, mask=om, other=0).to(tl.int32)
+        d = tl.load(delta_ptr + idx, mask=om, other=0.0)
+        y += d * tl.load(x_ptr + stride_x + c, mask=om, other=0.0).to(tl.float32)
+    return y
+
+
+@triton.jit
+def _finish_token(
+    y, tok: tl.constexpr, rows, rows_c, rmask, T, bias_ptr, y_ptr, stride_y, HAS_BIAS: tl.constexpr
+):
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + rows_c).to(tl.float32)
+    tl.store(y_ptr + tok * stride_y + rows, y.to(y_ptr.dtype.element_ty), mask=rmask & (rows * 0 + tok < T))
+
+
+@triton.jit
+def gemv_kernel(
+    x_ptr, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, codes_ptr, st_ptr, coef_ptr, off_ptr, col_ptr, delta_ptr,
+    bias_ptr, y_ptr, part_ptr, count_ptr,
+    T, O, I, NB, SPS, n_split, stride_x, stride_y, magic,
+    W: tl.constexpr, P: tl.constexpr, GPS: tl.constexpr, JPG: tl.constexpr, K: tl.constexpr,
+    PMIN: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr, T_PAD: tl.constexpr,
+    BLOCK_O: tl.constexpr, PB: tl.constexpr, SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr,
+    HAS_OUTLIERS: tl.constexpr,
 ):  # fmt: skip
-    """Dense weight in the **permuted** column order, ``W_perm[o, k] = s (q - z)`` (coalesced stores);
-    the caller permutes ``x`` instead and writes the outliers at their permuted columns."""
-    W16: tl.constexpr = BK // 16
-    rows = (tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)).to(tl.int64)
-    wj = tl.program_id(1) * W16 + tl.arange(0, W16)
-    m = (rows < O)[:, None] & (wj < LOW)[None, :]
-    q = _codes(lo_ptr, hi_ptr, rows, wj, m, LOW, HIW, HB).to(tl.float32)
-    s, z = _stats(st_ptr, s16_ptr, z16_ptr, sqs_ptr, sqz_ptr, zqs_ptr, zqz_ptr, rows, (wj * 16) // GS, m, G,
-                  B2, STATS16)  # fmt: skip
-    w = s[:, :, None] * (q - z[:, :, None])
-    k = wj[:, None] * 16 + tl.arange(0, 16)[None, :]
-    tl.store(
-        w_ptr + rows[:, None, None] * I + k[None, :, :], w.to(w_ptr.dtype.element_ty), mask=m[:, :, None]
-    )
+    """``y[t] = x[t] W^T (+ bias)`` for ``T <= T_PAD <= 4`` tokens (see the module doc)."""
+    CK: tl.constexpr = 4 * JPG * GPS  # columns per slab
+    GS: tl.constexpr = CK // GPS  # columns per group as stored per slab
+    IP = NB * CK
+    NGS = NB * GPS
+    pid_o = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    b0 = pid_s * SPS
+    b1 = tl.minimum(b0 + SPS, NB)
+    rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
+    rmask = rows < O
+    rows_c = tl.minimum(rows, O - 1)
+    t = tl.arange(0, 4)
+    # the first slab's loads go out before the prologue, so their latency overlaps it
+    wd0, wd1, wd2, st = _load_slab(codes_ptr, st_ptr, b0, rows_c, t, O, P, GPS, STATS16)
+    for tok in tl.static_range(T_PAD):
+        _prologue_token(x_ptr + tok * stride_x, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, tok, T, b0 * CK, b1 * CK,
+                        I, IP, NGS, CK, GS, PB)  # fmt: skip
+    tl.debug_barrier()
+    y0 = tl.sum(tl.zeros([BLOCK_O, 4], dtype=tl.float32), axis=1)
+    y1 = y0
+    y2 = y0
+    y3 = y0
+    for b in range(b0, b1):
+        nx0, nx1, nx2, nst = _load_slab(
+            codes_ptr, st_ptr, tl.minimum(b + 1, b1 - 1), rows_c, t, O, P, GPS, STATS16
+        )
+        xb = xs_ptr + b * CK + t
+        for gi in tl.static_range(GPS):
+            acc0 = tl.zeros([BLOCK_O, 4], dtype=tl.float32)
+            acc1 = acc0
+            acc2 = acc0
+            acc3 = acc0
+            for jj in tl.static_range(JPG):
+                f = _field(wd0, wd1, wd2, magic, gi * JPG + jj, W, K, PMIN)
+                acc0 += f * tl.load(xb + 4 * (gi * JPG + jj))[None, :]
+                if T_PAD > 1:
+                    acc1 += f * tl.load(xb + IP + 4 * (gi * JPG + jj))[None, :]
+                if T_PAD > 2:
+                    acc2 += f * tl.load(xb + 2 * IP + 4 * (gi * JPG + jj))[None, :]
+                    acc3 += f * tl.load(xb + 3 * IP + 4 * (gi * JPG + jj))[None, :]
+            s, z = _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS, B2, STATS16)
+            big, xsum = tl.split(tl.load(gs_ptr + (b * GPS + gi) * 2 + tl.arange(0, 2)))
+            y0 += s * (tl.sum(acc0, axis=1) - (big + z * xsum))
+            if T_PAD > 1:
+                big, xsum = tl.split(tl.load(gs_ptr + (NGS + b * GPS + gi) * 2 + tl.arange(0, 2)))
+                y1 += s * (tl.sum(acc1, axis=1) - (big + z * xsum))
+            if T_PAD > 2:
+                big, xsum = tl.split(tl.load(gs_ptr + (2 * NGS + b * GPS + gi) * 2 + tl.arange(0, 2)))
+                y2 += s * (tl.sum(acc2, axis=1) - (big + z * xsum))
+                big, xsum = tl.split(tl.load(gs_ptr + (3 * NGS + b * GPS + gi) * 2 + tl.arange(0, 2)))
+                y3 += s * (tl.sum(acc3, axis=1) - (big + z * xsum))
+        wd0, wd1, wd2, st = nx0, nx1, nx2, nst
+    if HAS_OUTLIERS:
+        y0 = _outliers(y0, x_ptr, 0, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split)
+        if T_PAD > 1:
+            y1 = _outliers(y1, x_ptr, stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split)
+        if T_PAD > 2:
+            y2 = _outliers(
+                y2, x_ptr, 2 * stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split
+            )
+            y3 = _outliers(
+                y3, x_ptr, 3 * stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split
+            )
+    if SPLIT_K:
+        part = part_ptr + pid_s * T_PAD * O + rows
+        tl.store(part, y0, mask=rmask)
+        if T_PAD > 1:
+            tl.store(part + O, y1, mask=rmask)
+        if T_PAD > 2:
+            tl.store(part + 2 * O, y2, mask=rmask)
+            tl.store(part + 3 * O, y3, mask=rmask)
+        tl.debug_barrier()  # every thread's partial is written before the counter moves
+        arrived = tl.atomic_add(count_ptr + pid_o, 1, sem="acq_rel")
+        rmask = rmask & ((rows * 0 + arrived) == n_split - 1)  # only the last program of the row block stores
+        if arrived == n_split - 1:
+            y0 = tl.zeros_like(y0)
+            y1 = y0
+            y2 = y0
+            y3 = y0
+            for sp in range(n_split):
+                # .cg: the other programs' partials from L2, never a stale L1 line
+                p = part_ptr + sp * T_PAD * O + rows
+                y0 += tl.load(p, mask=rmask, other=0.0, cache_modifier=".cg")
+                if T_PAD > 1:
+                    y1 += tl.load(p + O, mask=rmask, other=0.0, cache_modifier=".cg")
+                if T_PAD > 2:
+                    y2 += tl.load(p + 2 * O, mask=rmask, other=0.0, cache_modifier=".cg")
+                    y3 += tl.load(p + 3 * O, mask=rmask, other=0.0, cache_modifier=".cg")
+            tl.atomic_xchg(count_ptr + pid_o, 0)  # re-arm the counter for the next launch
+    _finish_token(y0, 0, rows, rows_c, rmask, T, bias_ptr, y_ptr, stride_y, HAS_BIAS)
+    if T_PAD > 1:
+        _finish_token(y1, 1, rows, rows_c, rmask, T, bias_ptr, y_ptr, stride_y, HAS_BIAS)
+    if T_PAD > 2:
+        _finish_token(y2, 2, rows, rows_c, rmask, T, bias_ptr, y_ptr, stride_y, HAS_BIAS)
+        _finish_token(y3, 3, rows, rows_c, rmask, T, bias_ptr, y_ptr, stride_y, HAS_BIAS)
+
+
+@triton.jit
+def dequant_kernel(
+    codes_ptr, st_ptr, coef_ptr, xmul_ptr, w_ptr, O, I, magic,
+    W: tl.constexpr, P: tl.constexpr, GPS: tl.constexpr, JPG: tl.constexpr, K: tl.constexpr,
+    PMIN: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr, BLOCK_O: tl.constexpr,
+):  # fmt: skip
+    """Dense weight in the **permuted** column order, ``W_perm[o, k] = s (q - z)``, one slab per
+    program; the caller permutes ``x`` instead and writes the outliers at their permuted columns."""
+    CK: tl.constexpr = 4 * JPG * GPS
+    b = tl.program_id(1)
+    rows = tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)
+    rmask = rows < O
+    rows_c = tl.minimum(rows, O - 1)
+    t = tl.arange(0, 4)
+    wd0, wd1, wd2, st = _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P, GPS, STATS16)
+    out = w_ptr + rows.to(tl.int64)[:, None] * I + b * CK + t[None, :]
+    for gi in tl.static_range(GPS):
+        s, z = _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS, B2, STATS16)
+        for jj in tl.static_range(JPG):
+            f = _field(wd0, wd1, wd2, magic, gi * JPG + jj, W, K, PMIN)
+            q = (f - 8388608.0) * tl.load(xmul_ptr + 4 * (gi * JPG + jj))  # exact: a small integer
+            w = s[:, None] * (q - z[:, None])
+            col = b * CK + 4 * (gi * JPG + jj) + t
+            tl.store(
+                out + 4 * (gi * JPG + jj),
+                w.to(w_ptr.dtype.element_ty),
+                mask=rmask[:, None] & (col < I)[None, :],
+            )

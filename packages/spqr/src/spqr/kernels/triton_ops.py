@@ -66,82 +66,121 @@ def invert_perm(perm: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-# Measured on an H200 (benchmarks/bench_matvec.py --sweep), keyed by "one token" / "several".
-FAST_TUNING = {1: GemvConfig(16, 256, 2), 16: GemvConfig(16, 128, 2)}
+FAST_MAX_TOKENS = (
+    4  # the fast GEMV decodes each code once for up to this many tokens; more: dequantize + GEMM
+)
 
 
-def _layout_args(layer, lay) -> tuple[tuple, tuple, dict]:
-    """What both fast kernels take about the weight: the layout and second-level tensors (a dummy where
-    one is absent), the sizes ``(LOW, HIW, G)`` and the constexprs ``HB, GS, B2, STATS16``."""
-    dummy = lay.lo
-    if lay.stats is not None:
-        stats = (lay.stats, dummy, dummy, layer.scale_qq_scale, layer.scale_qq_zero, layer.zero_qq_scale,
-                 layer.zero_qq_zero)  # fmt: skip
-    else:
-        stats = (dummy, lay.scale16, lay.zero16, dummy, dummy, dummy, dummy)
-    sizes = (
-        lay.lo.shape[1],
-        lay.hi.shape[-1] if lay.hi.dim() == 2 else 1,
-        layer.in_features // layer.groupsize,
-    )
-    consts = dict(HB=lay.hi_bits, GS=layer.groupsize, B2=layer.qq_groupsize, STATS16=lay.stats is None)
-    return (lay.lo, lay.hi, *stats), sizes, consts
+@dataclass(frozen=True)
+class FastConfig:
+    """Launch settings of the fast GEMV (:mod:`spqr.kernels._fast`): ``block_o`` rows per program
+    (one per thread and repeat), ``split`` programs along the input (0: enough for
+    ``programs_per_sm`` programs per SM in all)."""
+
+    block_o: int = 128
+    num_warps: int = 4
+    split: int = 0
+    programs_per_sm: int = 5
+
+
+FAST_TUNING = FastConfig()  # see benchmarks/bench_matvec.py --sweep
+
+
+def _fast_consts(layer, lay) -> dict:
+    from spqr.kernels.layout import PLANES, PMIN, SLOTS
+
+    w = lay.wbits
+    return dict(W=w, P=PLANES[w], GPS=lay.groups_per_slab, JPG=lay.slab // (4 * lay.groups_per_slab), K=SLOTS[w],
+                PMIN=PMIN[w], B2=layer.qq_groupsize, STATS16=lay.stats is None)  # fmt: skip
+
+
+_MAGIC = 0x4B000000  # the bits of 2^23 in float32; passed as an argument so it sits in a register
 
 
 def fast_gemv(
-    x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: GemvConfig | None = None
+    x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: FastConfig | None = None
 ) -> torch.Tensor:
-    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 16``, with the
+    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 4``, with the
     fast kernel on the layer's :class:`~spqr.kernels.layout.KernelLayout` (built on first use)."""
     from spqr.kernels.layout import layout_of
 
     require_triton(x.device)
     t, i = x.shape
     o = layer.out_features
-    if t > MAX_TOKENS:
-        raise ValueError(f"fast_gemv takes at most {MAX_TOKENS} tokens, got {t}")
+    if t > FAST_MAX_TOKENS:
+        raise ValueError(f"fast_gemv takes at most {FAST_MAX_TOKENS} tokens, got {t}")
     lay = layout_of(layer)
     x = x.contiguous()
     y = torch.empty(t, o, dtype=x.dtype, device=x.device)
     if t == 0 or o == 0:
         return y
-    td = 1 if t == 1 else 16
-    cfg = config or FAST_TUNING[td]
-    block_o, block_k = cfg.block_o, cfg.block_k
+    cfg = config or FAST_TUNING
+    block_o, nw = cfg.block_o, cfg.num_warps
     if interpreter_enabled():
-        block_o, block_k = 16, 32  # small tiles: several steps in the tests
-    weights, sizes, consts = _layout_args(layer, lay)
-    xp = x.index_select(1, lay.perm)
-    _fast_kernels().fast_gemv_kernel[(-(-o // block_o),)](
-        x, xp, *weights, layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta,
-        bias if bias is not None else lay.lo, y, t, o, i, *sizes, x.stride(0), y.stride(0), **consts,
-        BLOCK_O=block_o, BK=block_k, TD=td, OCH=cfg.outlier_chunk, FP32=x.dtype == torch.float32,
-        HAS_BIAS=bias is not None, HAS_OUTLIERS=lay.delta.numel() > 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        block_o, nw = 16, 1
+    t_pad = 1 << (t - 1).bit_length()
+    nb, ck = lay.num_slabs, lay.slab
+    n_oblocks = -(-o // block_o)
+    split = cfg.split or max(1, round(cfg.programs_per_sm * _sm_count(x.device) / n_oblocks))
+    split = min(split, nb, 2 if interpreter_enabled() else nb)
+    sps = -(-nb // split)
+    split = -(-nb // sps)  # no empty programs
+    xs = torch.empty(t_pad, nb * ck, dtype=torch.float32, device=x.device)  # x[perm] * 2^-PP per token
+    gs = torch.empty(t_pad, nb * lay.groups_per_slab, 2, dtype=torch.float32, device=x.device)
+    part = torch.empty(split, t_pad, o, dtype=torch.float32, device=x.device) if split > 1 else xs
+    count = _counters(x.device, n_oblocks) if split > 1 else xs
+    dummy = lay.planes
+    _fast_kernels().gemv_kernel[(n_oblocks, split)](
+        x, layer.perm, lay.xmul, xs, gs, lay.planes, lay.stats if lay.stats is not None else dummy, lay.coef,
+        layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta, bias if bias is not None else dummy,
+        y, part, count, t, o, i, nb, sps, split, x.stride(0), y.stride(0), _MAGIC, **_fast_consts(layer, lay),
+        T_PAD=t_pad, BLOCK_O=block_o, PB=max(ck, 512 if not interpreter_enabled() else ck), SPLIT_K=split > 1,
+        HAS_BIAS=bias is not None, HAS_OUTLIERS=lay.delta.numel() > 0, num_warps=nw,
     )  # fmt: skip
     return y
 
 
 def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for many tokens: the fast layout is
-    dequantized in the permuted column order (coalesced writes), outliers are written at their
-    permuted columns, and ``x[:, perm]`` goes through cuBLAS with it."""
+    dequantized in the permuted column order, outliers are written at their permuted columns, and
+    ``x[:, perm]`` goes through cuBLAS with it."""
     from spqr.kernels.layout import layout_of
 
     require_triton(x.device)
     lay = layout_of(layer)
     o, i = layer.out_features, layer.in_features
     w = torch.empty(o, i, dtype=x.dtype, device=x.device)
-    block_o, block_k = (16, 32) if interpreter_enabled() else (32, 256)
-    weights, sizes, consts = _layout_args(layer, lay)
-    _fast_kernels().fast_dequant_kernel[(-(-o // block_o), -(-i // block_k))](
-        *weights, w, o, i, *sizes, **consts, BLOCK_O=block_o, BK=block_k, num_warps=4
-    )
+    block_o = 16 if interpreter_enabled() else 64
+    _fast_kernels().dequant_kernel[(-(-o // block_o), lay.num_slabs)](
+        lay.planes, lay.stats if lay.stats is not None else lay.planes, lay.coef, lay.xmul, w, o, i, _MAGIC,
+        **_fast_consts(layer, lay), BLOCK_O=block_o, num_warps=1 if interpreter_enabled() else 4,
+    )  # fmt: skip
     if lay.pcols.numel():  # the stored-format kernel, fed the outliers' permuted columns
         _kernels().outlier_replace_kernel[(-(-o // 32),)](
             layer.outlier_row_offsets, lay.pcols, layer.outlier_values, w, o, i, BLOCK_O=32, OCH=16
         )
-    return torch.nn.functional.linear(x.index_select(1, lay.perm), w, bias)
+    return torch.nn.functional.linear(x.index_select(1, layer.perm.long()), w, bias)
+
+
+_COUNTERS: dict[tuple, torch.Tensor] = {}
+
+
+def _counters(device: torch.device, n: int) -> torch.Tensor:
+    """Arrival counters of the split-K reduction, one per row block, zero between launches (the last
+    program of a row block resets its counter); one buffer per stream."""
+    stream = torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
+    key = (str(device), stream)
+    buf = _COUNTERS.get(key)
+    if buf is None or buf.numel() < n:
+        buf = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
+        _COUNTERS[key] = buf
+    return buf
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 2
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def triton_gemv(
@@ -160,7 +199,7 @@ def triton_gemv(
     permutation when the layer has outliers and ``inv_perm`` is None)."""
     from spqr.kernels.layout import fast_supported
 
-    if config is None and fast_supported(layer) and x.shape[0] <= MAX_TOKENS:
+    if config is None and fast_supported(layer) and x.shape[0] <= FAST_MAX_TOKENS:
         return fast_gemv(x, layer, bias)
     require_triton(x.device)
     t, i = x.shape
