@@ -25,12 +25,12 @@ random 32-byte sector reads from L2 (about 4 TB/s of sectors, whatever the launc
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, replace
 
 import torch
 
+from papercore.kernels.splitk import arrival_counters, split_plan
 from papercore.kernels.triton_guard import interpreter_enabled, require_triton
 
 MAX_TOKENS = 8  # the GEMV kernels take up to this many tokens; more go through dequantize + GEMM
@@ -112,13 +112,12 @@ def triton_gemv(
         return y
     td = 1 if t == 1 else 16  # the direct kernel's dot needs >= 16 rows
     cfg = config or _config(kernel, td)
-    n_tiles = -(-i // cfg.block_i)
     n_oblocks = -(-o // cfg.block_o)
-    split = min(cfg.split or _auto_split(n_oblocks, cfg.programs_per_sm, x.device), n_tiles)
-    tiles_per_split = -(-n_tiles // split)
-    split = -(-n_tiles // tiles_per_split)  # no empty programs
+    split, tiles_per_split = split_plan(
+        -(-i // cfg.block_i), n_oblocks, cfg.split, cfg.programs_per_sm, x.device
+    )
     part = torch.empty((split, t, o) if split > 1 else (1,), dtype=torch.float32, device=x.device)
-    count = _counters(x.device, n_oblocks) if split > 1 else part
+    count = arrival_counters(x.device, n_oblocks) if split > 1 else part
     fp32 = not (x.dtype == codebooks.dtype and x.dtype in (torch.float16, torch.bfloat16))
     _kernels().direct_gemv_kernel[(n_oblocks, split)](
         x, codes, codebooks, scales, bias if bias is not None else scales, y, part, count,
@@ -147,13 +146,10 @@ def _lut_gemv(x, codes, codebooks, scales, bias, y, cfg: GemvConfig, t_pad: int)
         x, codebooks, lut, t, i, x.stride(0), M=m, NC=nc, G=g, KD=max(16, _pow2(g)), BI=bi, T_PAD=t_pad,
         FP32=fp32, num_warps=4,
     )  # fmt: skip
-    n_chunks = im // (16 * u)
     n_oblocks = -(-o // cfg.block_o)
-    split = min(cfg.split or _auto_split(n_oblocks, cfg.programs_per_sm, x.device), n_chunks)
-    chunks_per_split = -(-n_chunks // split)
-    split = -(-n_chunks // chunks_per_split)  # no empty programs
+    split, chunks_per_split = split_plan(im // (16 * u), n_oblocks, cfg.split, cfg.programs_per_sm, x.device)
     part = torch.empty((split, t_pad, o) if split > 1 else (1,), dtype=torch.float32, device=x.device)
-    count = _counters(x.device, n_oblocks) if split > 1 else part
+    count = arrival_counters(x.device, n_oblocks) if split > 1 else part
     k.lut_gemv_kernel[(n_oblocks, split)](
         lut, codes, scales, bias if bias is not None else scales, y, part, count,
         t, o, im, chunks_per_split, split, y.stride(0),
@@ -169,40 +165,6 @@ def _config(kernel: str, td: int) -> GemvConfig:
         # split-K reduction is exercised by the CPU tests.
         return replace(cfg, block_o=min(cfg.block_o, 64), split=2, num_warps=min(cfg.num_warps, 2))
     return cfg
-
-
-def _auto_split(n_oblocks: int, programs_per_sm: int, device: torch.device) -> int:
-    target = programs_per_sm * _sm_count(device)
-    return max(1, min(16, round(target / n_oblocks)))
-
-
-@functools.cache
-def _sm_count_cached(index: int) -> int:
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
-def _sm_count(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 2
-    return _sm_count_cached(device.index if device.index is not None else torch.cuda.current_device())
-
-
-_COUNTERS: dict[tuple, torch.Tensor] = {}
-
-
-def _counters(device: torch.device, n: int) -> torch.Tensor:
-    """Arrival counters of the split-K reduction, one per row block, zero between launches.
-
-    The last program of a row block resets its counter, so the buffer is zeroed once; one buffer
-    per stream keeps concurrent launches on different streams apart.
-    """
-    stream = torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
-    key = (str(device), stream)
-    buf = _COUNTERS.get(key)
-    if buf is None or buf.numel() < n:
-        buf = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
-        _COUNTERS[key] = buf
-    return buf
 
 
 def _pow2(n: int) -> int:

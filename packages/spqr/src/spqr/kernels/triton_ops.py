@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from papercore.kernels.splitk import arrival_counters, split_plan
 from papercore.kernels.triton_guard import interpreter_enabled, require_triton
 from spqr.config import FP16_STATS
 
@@ -121,14 +122,13 @@ def fast_gemv(
     t_pad = 1 << (t - 1).bit_length()
     nb, ck = lay.num_slabs, lay.slab
     n_oblocks = -(-o // block_o)
-    split = cfg.split or max(1, round(cfg.programs_per_sm * _sm_count(x.device) / n_oblocks))
-    split = min(split, nb, 2 if interpreter_enabled() else nb)
-    sps = -(-nb // split)
-    split = -(-nb // sps)  # no empty programs
+    split, sps = split_plan(
+        nb, n_oblocks, 2 if interpreter_enabled() else cfg.split, cfg.programs_per_sm, x.device
+    )
     xs = torch.empty(t_pad, nb * ck, dtype=torch.float32, device=x.device)  # x[perm] * 2^-PP per token
     gs = torch.empty(t_pad, nb * lay.groups_per_slab, 2, dtype=torch.float32, device=x.device)
     part = torch.empty(split, t_pad, o, dtype=torch.float32, device=x.device) if split > 1 else xs
-    count = _counters(x.device, n_oblocks) if split > 1 else xs
+    count = arrival_counters(x.device, n_oblocks) if split > 1 else xs
     dummy = lay.planes
     _fast_kernels().gemv_kernel[(n_oblocks, split)](
         x, layer.perm, lay.xmul, xs, gs, lay.planes, lay.stats if lay.stats is not None else dummy, lay.coef,
@@ -160,27 +160,6 @@ def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None
             layer.outlier_row_offsets, lay.pcols, layer.outlier_values, w, o, i, BLOCK_O=32, OCH=16
         )
     return torch.nn.functional.linear(x.index_select(1, layer.perm.long()), w, bias)
-
-
-_COUNTERS: dict[tuple, torch.Tensor] = {}
-
-
-def _counters(device: torch.device, n: int) -> torch.Tensor:
-    """Arrival counters of the split-K reduction, one per row block, zero between launches (the last
-    program of a row block resets its counter); one buffer per stream."""
-    stream = torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
-    key = (str(device), stream)
-    buf = _COUNTERS.get(key)
-    if buf is None or buf.numel() < n:
-        buf = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
-        _COUNTERS[key] = buf
-    return buf
-
-
-def _sm_count(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 2
-    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def triton_gemv(
