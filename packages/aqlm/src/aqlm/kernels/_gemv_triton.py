@@ -81,14 +81,16 @@ def lut_build_kernel(x_ptr, cb_ptr, lut_ptr, T, I, stride_xt,
 
 @triton.jit
 def _lookup(lut_ptr, code, r, acc0, acc1, acc2, acc3, NC: tl.constexpr, T_PAD: tl.constexpr):
-    """``acc_t += sum_k LUT[r_k, code_k, t]`` for a ``[BLOCK_O, 16]`` tile of codes."""
+    """``acc_t += LUT[r, code, t]`` elementwise for a ``[BLOCK_O, 16]`` tile of codes (summed over
+    the 16 columns after the loop: a reduction inside the loop into a loop-carried value trips an
+    assertion of Triton 3.6's thread-locality pass with float32 tables)."""
     idx = (r[None, :] * NC + (code.to(tl.int32) & (NC - 1))) * T_PAD
-    acc0 += tl.sum(tl.load(lut_ptr + idx).to(tl.float32), axis=1)
+    acc0 += tl.load(lut_ptr + idx).to(tl.float32)
     if T_PAD > 1:
-        acc1 += tl.sum(tl.load(lut_ptr + idx + 1).to(tl.float32), axis=1)
+        acc1 += tl.load(lut_ptr + idx + 1).to(tl.float32)
     if T_PAD > 2:
-        acc2 += tl.sum(tl.load(lut_ptr + idx + 2).to(tl.float32), axis=1)
-        acc3 += tl.sum(tl.load(lut_ptr + idx + 3).to(tl.float32), axis=1)
+        acc2 += tl.load(lut_ptr + idx + 2).to(tl.float32)
+        acc3 += tl.load(lut_ptr + idx + 3).to(tl.float32)
     return acc0, acc1, acc2, acc3
 
 
@@ -112,7 +114,7 @@ def lut_gemv_kernel(
     omask = offs_o < O
     offs_c = tl.arange(0, 16)
     codes_row = codes_ptr + offs_o.to(tl.int64)[:, None] * IM
-    acc0 = tl.zeros([BLOCK_O], dtype=tl.float32)
+    acc0 = tl.zeros([BLOCK_O, 16], dtype=tl.float32)
     acc1 = acc0
     acc2 = acc0
     acc3 = acc0
@@ -140,8 +142,12 @@ def lut_gemv_kernel(
         cb = nb
     offs_t = tl.arange(0, T_PAD)
     tsel = offs_t[:, None]
-    out = tl.where(tsel == 0, acc0[None, :],
-                   tl.where(tsel == 1, acc1[None, :], tl.where(tsel == 2, acc2[None, :], acc3[None, :])))  # fmt: skip
+    s0, s1, s2, s3 = tl.sum(acc0, axis=1), tl.sum(acc1, axis=1), tl.sum(acc2, axis=1), tl.sum(acc3, axis=1)
+    out = tl.where(
+        tsel == 0,
+        s0[None, :],
+        tl.where(tsel == 1, s1[None, :], tl.where(tsel == 2, s2[None, :], s3[None, :])),
+    )
     _finish(out, offs_t, offs_o, T, O, pid_o, pid_s, scales_ptr, bias_ptr, y_ptr, stride_yt, part_ptr,
             count_ptr, n_split, SPLIT_K, HAS_BIAS)  # fmt: skip
 
