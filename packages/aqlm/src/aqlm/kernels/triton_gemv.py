@@ -52,8 +52,10 @@ class GemvConfig:
     cache: str = ""
 
 
-# Chosen from sweeps on an H200 (benchmarks/bench_matvec.py --sweep), keyed by (kernel, padded
-# tokens). "1x16" and "direct" with several tokens run their product with 16 padded token rows.
+# Keyed by (kernel, padded tokens). "1x16" and "direct": from sweeps on an H200
+# (benchmarks/bench_matvec.py --sweep); they run several tokens' product with 16 padded token rows.
+# "lut": the best of a sweep of a development version of the lookup kernel on an H100 (256 rows per
+# program, two 16-byte code vectors per step, about 3 programs per SM through split-K).
 TUNING: dict[tuple[str, int], GemvConfig] = {
     ("lut", 1): GemvConfig(256, 32, 8, programs_per_sm=3),
     ("lut", 2): GemvConfig(256, 32, 8, programs_per_sm=3),

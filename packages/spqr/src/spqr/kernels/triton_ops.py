@@ -84,7 +84,9 @@ class FastConfig:
     programs_per_sm: int = 5
 
 
-FAST_TUNING = FastConfig()  # see benchmarks/bench_matvec.py --sweep
+# The best of a sweep of a development version on an H100 (7B gate_proj: 128 rows, 8-way split-K);
+# benchmarks/bench_matvec.py --sweep re-tunes it on the device at hand.
+FAST_TUNING = FastConfig()
 
 
 def _fast_consts(layer, lay) -> dict:
