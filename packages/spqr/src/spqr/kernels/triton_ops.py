@@ -67,9 +67,8 @@ def invert_perm(perm: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-FAST_MAX_TOKENS = (
-    4  # the fast GEMV decodes each code once for up to this many tokens; more: dequantize + GEMM
-)
+# The fast GEMV decodes each code once for up to this many tokens; more go through dequantize + GEMM.
+FAST_MAX_TOKENS = 4
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,9 @@ def fast_gemv(
         return y
     cfg = config or FAST_TUNING
     block_o, nw = cfg.block_o, cfg.num_warps
+    prologue_cols = max(lay.slab, 512)  # columns of x[perm] per step of the prologue
     if interpreter_enabled():
-        block_o, nw = 16, 1
+        block_o, nw, prologue_cols = 16, 1, lay.slab  # small programs: several of them in the tests
     t_pad = 1 << (t - 1).bit_length()
     nb, ck = lay.num_slabs, lay.slab
     n_oblocks = -(-o // block_o)
@@ -136,7 +136,7 @@ def fast_gemv(
         x, layer.perm, lay.xmul, xs, gs, lay.planes, lay.stats if lay.stats is not None else dummy, lay.coef,
         layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta, bias if bias is not None else dummy,
         y, part, count, t, o, i, nb, sps, split, x.stride(0), y.stride(0), _MAGIC, **_fast_consts(layer, lay),
-        T_PAD=t_pad, BLOCK_O=block_o, PB=max(ck, 512 if not interpreter_enabled() else ck), SPLIT_K=split > 1,
+        T_PAD=t_pad, BLOCK_O=block_o, PB=prologue_cols, SPLIT_K=split > 1,
         HAS_BIAS=bias is not None, HAS_OUTLIERS=lay.delta.numel() > 0, num_warps=nw,
     )  # fmt: skip
     return y
