@@ -202,7 +202,7 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2
     if G % BN:
         raise ValueError(f"the fused kernel needs a Hadamard group (G={G}) divisible by {BN}")
     half = codes.device.type == "cuda" and out_dtype in (torch.float16, torch.bfloat16)
-    h = torch.empty(0, dtype=torch.float16 if half else torch.float32)  # the dtype of H and the residual
+    hdt = torch.float16 if half else torch.float32  # the dtype of H and of the residual
     grid_t = quantizer._grid(codes.device).contiguous()
     has_pred = weight is not None
     K2 = 0
@@ -241,11 +241,10 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2
 
     unpack, decode = _kernel()
     ha, hb = kronecker_factors(G)
-    h_b = _hadamard(hb, h.dtype, codes.device)
-    h_a = _hadamard(ha, h.dtype, codes.device) if ha > 1 else h_b  # unused when ha == 1
-    r = torch.empty(
-        M, C, dtype=h.dtype, device=codes.device
-    )  # the dequantized residual, one layer's transient
+    h_b = _hadamard(hb, hdt, codes.device)
+    h_a = _hadamard(ha, hdt, codes.device) if ha > 1 else h_b  # unused when ha == 1
+    # the dequantized residual, one layer's transient
+    r = torch.empty(M, C, dtype=hdt, device=codes.device)
     bm = 16
     unpack[(triton.cdiv(M, bm), C // G)](
         codes2, scales, grid_t, h_a, h_b, r, M, C, codes2.shape[1], scales.shape[1],
