@@ -26,6 +26,7 @@ import torch
 
 from aqlm.config import AQLMConfig
 from aqlm.kernels.reference import dequantize
+from papercore.kernels.triton_guard import resolve_backend
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +77,33 @@ def _argmin_scores(
     u: torch.Tensor, cb: torch.Tensor, a: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
 ) -> torch.Tensor:
     """:math:`\\arg\\min_k\\, a_k - 2 \\langle c_k, u_n \\rangle` for every row of ``u [N, D]``
-    (``cb [K, D]``, ``a [K]``): int64 ``[N]``.
+    (``cb [K, D]``, ``a [K]``): int64 ``[N]``, the first index on ties.
 
     With :math:`a_k = \\|c_k\\|^2` this is the nearest centroid; with :math:`a_k = c_k H c_k^\\top`
-    the greedy code choice of :func:`beam_search_pass`. One fused ``addmm`` per chunk of rows, so at
-    most ``chunk_elements`` scores are alive at a time. Writing and reading the scores bounds the
-    speed (memory, not arithmetic: ``D`` is 8-16): about 0.2 s for 2^20 x 65536 on an H200.
+    the greedy code choice of :func:`beam_search_pass`.
+
+    Float32 CUDA tensors go through the fused Triton kernel
+    (:func:`aqlm.kernels.nearest.argmin_scores_triton`), which keeps a running minimum per row and
+    never writes the ``N x K`` scores: the unfused form is bound by writing and reading them (``D``
+    is 4-32), about 0.2 s for 2^20 x 65536 on an H200. Scores are float32 FMA chains there rather
+    than ``addmm``'s, so near-ties may resolve differently. Everything else (CPU, other dtypes, no
+    Triton) runs :func:`_argmin_scores_torch`, where ``chunk_elements`` bounds the scores alive at a
+    time; the kernel ignores it (it holds ``BLOCK_N x BLOCK_K`` scores per program).
     """
+    # float32 only: float64 keeps its precision on the torch path, and half-precision calibration
+    # keeps addmm's half-precision scores (no change of behaviour but the speed).
+    if u.dtype == cb.dtype == a.dtype == torch.float32 and resolve_backend("auto", u.device) == "triton":
+        from aqlm.kernels.nearest import argmin_scores_triton  # imports Triton: only on this path
+
+        return argmin_scores_triton(u, cb, a)
+    return _argmin_scores_torch(u, cb, a, chunk_elements)
+
+
+def _argmin_scores_torch(
+    u: torch.Tensor, cb: torch.Tensor, a: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+) -> torch.Tensor:
+    """:func:`_argmin_scores` in plain torch: one fused ``addmm`` and an ``argmin`` per chunk of rows,
+    so at most ``chunk_elements`` scores are alive at a time. Any device and dtype."""
     rows = max(1, chunk_elements // len(cb))
     return torch.cat([torch.addmm(a, x, cb.T, alpha=-2).argmin(1) for x in u.split(rows)])
 
