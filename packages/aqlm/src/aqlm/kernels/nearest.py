@@ -1,12 +1,13 @@
 r"""Fused nearest-code search: :math:`\arg\min_k\, a_k - 2 \langle c_k, u_n \rangle` for every row of
 ``u [N, D]`` against ``cb [K, D]``, ``a [K]``, without materialising the ``N x K`` scores.
 
-The unfused form (:func:`aqlm.engine._argmin_scores` on CPU) writes every score to memory and reads it
-back for the argmin; with ``D`` of 4 to 32 that traffic, not the arithmetic, bounds its speed. Here
-each program owns ``BLOCK_N`` rows of ``u`` and walks the codes in tiles of ``BLOCK_K``: a score
-tile is ``a`` plus ``D`` float32 FMAs, compared elementwise with a running ``[BLOCK_N, BLOCK_K]``
-minimum (and the tile it came from), and reduced across the tile's columns once at the end. Only
-``u``, the codebook (L2-resident: 2 MiB for 65536 x 8) and the indices touch memory.
+The unfused form (:func:`aqlm.engine._argmin_scores_torch`: ``addmm``, then ``argmin``) writes every
+score to memory and reads it back; with ``D`` of 4 to 32 that traffic, not the arithmetic, bounds
+its speed. Here each program owns ``BLOCK_N`` rows of ``u`` and walks the codes in tiles of
+``BLOCK_K``: a score tile is ``a`` plus ``D`` float32 FMAs, compared elementwise with a running
+``[BLOCK_N, BLOCK_K]`` minimum (and the tile it came from), and reduced across the tile's columns
+once at the end. Only ``u``, the codebook (L2-resident: 2 MiB for 65536 x 8) and the indices touch
+memory.
 
 Scores are exact float32 FMA chains starting from :math:`a_k` (:math:`-2 u` is exact), so for inputs
 whose products and sums are exact in float32 (small integers, say) the result equals
@@ -74,7 +75,7 @@ def _argmin_scores_kernel(
         a = tl.load(a_ptr + offs_k, mask=k_mask, other=float("inf"))
         s = tl.broadcast_to(a[None, :], [BLOCK_N, BLOCK_K])
         for d in tl.static_range(D):
-            # Loop-invariant: Triton hoists these loads out of the K loop (the rows stay in registers).
+            # Loop-invariant: Triton's LICM hoists these loads out of the K loop (seen in the TTGIR).
             ud = tl.load(u_rows + d, mask=n_mask, other=0.0) * -2.0  # exact: a power of two
             cd = tl.load(cbt_ptr + d * K + offs_k, mask=k_mask, other=0.0)
             s = tl.fma(ud[:, None], cd[None, :], s)
