@@ -25,6 +25,7 @@ import torch
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny CPU run")
+    ap.add_argument("--device", default=None, help="cuda (default when available) or cpu")
     ap.add_argument("--json", default="docs/benchmarks/autojudge.json")
     ap.add_argument("--out", default=None, help="folder for mined data, judge and rows")
     ap.add_argument("--mine-problems", type=int, default=None)
@@ -51,10 +52,10 @@ def main() -> int:
     from autojudge.models import fingerprint, load_pair
     from papercore.bench import Entry, command_line, cuda_time_ms, hardware, today, write_results
 
-    if not args.quick and not torch.cuda.is_available():
-        print("bench_speed: no CUDA device (use --quick for a CPU check)")
+    dev = args.device or ("cuda" if torch.cuda.is_available() and not args.quick else "cpu")
+    if dev == "cpu" and not (args.quick or args.device):
+        print("bench_speed: no CUDA device (use --quick for a CPU check, or --device cpu for a full CPU run)")
         return 0
-    dev = "cpu" if args.quick else "cuda"
     n_mine = args.mine_problems or (12 if args.quick else 400)
     n_eval = args.eval_problems or (4 if args.quick else 100)
     out = Path(args.out or ("/tmp/autojudge-bench-quick" if args.quick else "autojudge-bench"))

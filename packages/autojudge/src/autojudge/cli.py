@@ -152,7 +152,7 @@ class GenerateOptions:
     mode: Literal["auto", "lossless", "judge", "topk", "random", "accept_all"] = field(
         default="auto", metadata={"help": "auto: judge when one is found, else lossless"}
     )
-    window: int = 8
+    window: int = 16
     threshold_index: int = field(default=13, metadata={"help": "index into the judge's quantile thresholds"})
     top_k: int = 2
     max_new_tokens: int = 128
@@ -206,7 +206,7 @@ class EvalOptions:
     data: str = "builtin"
     num_problems: int = 30
     checker: str = "auto"
-    window: int = 8
+    window: int = 16
     max_new_tokens: int = 128
     thresholds: list[int] | None = field(default=None, metadata={"help": "threshold indices (default: all)"})
     random_control: bool = field(
@@ -270,7 +270,7 @@ class PipelineOptions:
     num_problems: int = field(default=200, metadata={"help": "problems to mine"})
     eval_problems: int = 30
     setup: Literal["DD-DT", "DT"] = "DD-DT"
-    window: int = 8
+    window: int = 16
     max_new_tokens: int = 128
     thresholds: list[int] | None = field(default=None, metadata={"help": "threshold indices (default: all)"})
 

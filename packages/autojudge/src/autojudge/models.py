@@ -3,9 +3,9 @@
 
 Both use the zoo's byte-level tokenizer with no merges (``vocab_size=260``: one token per
 character, so every digit and operator is its own token). The target is trained on text in the
-target's wording habit, the draft (smaller, fewer steps) on text in the draft's habit. Measured
-on CPU (100 eval problems): target 100% gold accuracy after 4000 steps (5-7 min of 2-core CPU
-training on first use, cached after), draft 3%.
+target's wording habit, the draft (narrower, fewer steps) on text in the draft's habit. Measured
+on CPU (60 eval problems, task v4): target 98% gold accuracy after 4000 steps, draft 37% after
+2000 (about 6 min of 2-core CPU training for both on first use, cached after).
 """
 
 from __future__ import annotations
@@ -57,14 +57,17 @@ DRAFT_RECIPE = zoo.Recipe(
     corpus=DRAFT_CORPUS,
     vocab_size=260,
     hidden_size=64,
-    num_layers=1,
+    # two layers: copying an operand from the prompt needs an induction head. The one-layer draft
+    # of v3 mis-copied operands and operators (3% accuracy, 68% of mismatches important), which
+    # capped what any judge could accept (a perfect one: 1.27x accepted tokens per cycle at W = 8).
+    num_layers=2,
     num_heads=2,
     num_kv_heads=1,
     intermediate_size=192,
     tie_embeddings=True,
     seqlen=128,
     batch_size=18,
-    steps=300,
+    steps=2000,
     lr=4e-3,
     warmup=30,
     train_chars=4_000_000,

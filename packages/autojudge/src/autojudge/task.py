@@ -37,7 +37,7 @@ VARS = "abcde"
 CONNECTIVES = ("So ", "Then ", "Thus ", "")
 EQUALS = ("=", " = ")
 MAX_VALUE = 99
-TASK_VERSION = 3
+TASK_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,11 @@ class StylePolicy:
 # restate the start value and write the "Answer:" line by habit (v2 had the draft skip both): the
 # miner accepted "skip this line" swaps and then never saw a mismatch inside those lines, while
 # decoding along the target's path meets them, and a judge trained on v2 labels accepted wrong
-# answer-line digits with P(important) < 1e-3. The target's mix is not too skewed, so that it keeps
-# its answer after a swapped-in draft style token.
-TARGET_STYLE = StylePolicy(0.7, (0.5, 0.25, 0.1, 0.15), 0.3, 0.7, name="target")
+# answer-line digits with P(important) < 1e-3. The target still writes "So" and "=" greedily, but
+# v4 trains it on "Then" and " = " often enough (35% and 40% of slots) that it keeps its answer
+# after swapped-in draft wording: with v3's mix (25%, 30%) it mis-copied operands after two "Then"s
+# in a row, so most style swaps changed the answer and were mined as important.
+TARGET_STYLE = StylePolicy(0.7, (0.45, 0.35, 0.05, 0.15), 0.4, 0.7, name="target")
 DRAFT_STYLE = StylePolicy(0.7, (0.15, 0.6, 0.1, 0.15), 0.8, 0.7, name="draft")
 
 
