@@ -195,7 +195,7 @@ def main() -> int:
 
     # judge overhead against one target verification forward of W+1 tokens
     try:
-        w = best_w or 8
+        w = args.pareto_window or best_w or 8
         seq = encode_prompt(tok, items[0]) + [tok.eos_token_id] * 40
         lm = CachedLM(t)
         lm.feed(seq)
