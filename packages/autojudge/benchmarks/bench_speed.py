@@ -26,6 +26,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny CPU run")
     ap.add_argument("--device", default=None, help="cuda (default when available) or cpu")
+    ap.add_argument(
+        "--target", default="builtin:target", help="e.g. builtin:target-large (see autojudge.models)"
+    )
+    ap.add_argument("--draft", default="builtin:draft")
     ap.add_argument("--json", default="docs/benchmarks/autojudge.json")
     ap.add_argument("--out", default=None, help="folder for mined data, judge and rows")
     ap.add_argument("--mine-problems", type=int, default=None)
@@ -62,7 +66,7 @@ def main() -> int:
     hw, date, cmd = hardware(), today(), command_line()
     entries: list[Entry] = []
 
-    t, d, tok = load_pair(device=dev, dtype=torch.float32)
+    t, d, tok = load_pair(args.target, args.draft, device=dev, dtype=torch.float32)
     # correctness first: lossless == target greedy for every W (abort on failure)
     dec = SpeculativeDecoder(t, d, tok)
     for it in builtin_items(3, 0, "check"):
