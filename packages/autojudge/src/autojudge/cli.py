@@ -21,7 +21,8 @@ RUN = Path("autojudge-run")
 @dataclass
 class MineOptions:
     target: str = field(
-        default="builtin:target", metadata={"help": "target model (folder, hub id, zoo:NAME, builtin:target, builtin:target-large)"}
+        default="builtin:target",
+        metadata={"help": "target model (folder, hub id, zoo:NAME, builtin:target, builtin:target-large)"},
     )
     draft: str = field(
         default="builtin:draft", metadata={"help": "draft model sharing the target's tokenizer"}
