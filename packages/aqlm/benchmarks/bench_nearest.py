@@ -18,7 +18,6 @@ nearest centroids): checks that each row's chosen code scores, in float64, withi
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from functools import partial
 
@@ -37,18 +36,9 @@ def make(n: int, k: int, d: int, seed: int = 0):
 
 def time_ms(fn, warmup: int, reps: int) -> float:
     """Median milliseconds of ``fn()`` over ``reps`` CUDA-event timings, after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    from papercore.bench import cuda_time_ms
+
+    return cuda_time_ms(lambda i: fn(), warmup=warmup, rep=reps)
 
 
 def chosen_scores(u, cb, a, idx) -> tuple[torch.Tensor, torch.Tensor]:
