@@ -94,6 +94,20 @@ def cache_methods(model, preds) -> dict:
     return methods
 
 
+def prefilled(model, make, ids, chunk=4096):
+    """The cache from factory ``make`` (``None``: a fp16 ``DynamicCache``) holding ``ids [1, T]``,
+    fed ``chunk`` tokens at a time (the AQUA-KV and KIVI caches quantize as they go)."""
+    from transformers import DynamicCache
+
+    from papercore.hf_compat import cache_kwarg
+
+    cache = make() or DynamicCache(config=model.config)
+    key = cache_kwarg(model)
+    for s in range(0, ids.shape[1], chunk):
+        model(input_ids=ids[:, s : s + chunk], use_cache=True, **{key: cache}, logits_to_keep=1)
+    return cache
+
+
 @torch.no_grad()
 def main() -> int:
     args = parser(__doc__).parse_args()
@@ -177,22 +191,13 @@ def main() -> int:
                 continue
 
             def run(T=T, make=make):
-                from transformers import DynamicCache
-
                 # the previous cache may sit in a reference cycle: collect it before measuring from here
                 gc.collect()
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
                 base = torch.cuda.memory_allocated() if dev.type == "cuda" else 0
-                cache = make() or DynamicCache(config=model.config)
                 ids = torch.randint(0, model.config.vocab_size, (1, T), device=dev)
-                for s in range(0, T, prefill_chunk):
-                    model(
-                        input_ids=ids[:, s : s + prefill_chunk],
-                        use_cache=True,
-                        **{key: cache},
-                        logits_to_keep=1,
-                    )
+                cache = prefilled(model, make, ids, prefill_chunk)
                 tok = ids[:, -1:]
                 step = lambda i: model(input_ids=tok, use_cache=True, **{key: cache}, logits_to_keep=1)
                 if dev.type == "cuda":

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import fair_sdpa  # noqa: E402
-from bench_decode import build_model, cache_methods, random_predictors  # noqa: E402
+from bench_decode import build_model, cache_methods, prefilled, random_predictors  # noqa: E402
 
 from papercore.bench import Entry, command_line, hardware, today, write_results  # noqa: E402
 
@@ -50,8 +50,6 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_step: no CUDA device")
         return 1
-    from transformers import DynamicCache
-
     from papercore.hf_compat import cache_kwarg
 
     dev = torch.device("cuda")
@@ -61,12 +59,9 @@ def main() -> int:
     methods = {k: v for k, v in cache_methods(model, random_predictors(L, C)).items() if k in KEEP}
     key = cache_kwarg(model)
     ids = torch.randint(0, model.config.vocab_size, (1, args.context), device=dev)
-    caches, steps = {}, {}
+    steps = {}
     for name, make in methods.items():
-        cache = make() or DynamicCache(config=model.config)
-        for s in range(0, args.context, 4096):
-            model(input_ids=ids[:, s : s + 4096], use_cache=True, **{key: cache}, logits_to_keep=1)
-        caches[name] = cache
+        cache = prefilled(model, make, ids)
         steps[name] = lambda c=cache: model(
             input_ids=ids[:, -1:], use_cache=True, **{key: c}, logits_to_keep=1
         )

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import fair_sdpa, parser  # noqa: E402
-from bench_decode import build_model, cache_methods, random_predictors  # noqa: E402
+from bench_decode import build_model, cache_methods, prefilled, random_predictors  # noqa: E402
 
 
 @torch.no_grad()
@@ -30,7 +30,6 @@ def main() -> int:
         return 1
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
-    from transformers import DynamicCache
 
     from papercore.hf_compat import cache_kwarg
 
@@ -44,10 +43,8 @@ def main() -> int:
     methods = {n: m for n, m in cache_methods(model, preds).items() if n not in skip}
     for T in [int(c) for c in args.contexts.split(",")]:
         for name, make in methods.items():
-            cache = make() or DynamicCache(config=model.config)
             ids = torch.randint(0, model.config.vocab_size, (1, T), device=dev)
-            for s in range(0, T, 4096):
-                model(input_ids=ids[:, s : s + 4096], use_cache=True, **{key: cache}, logits_to_keep=1)
+            cache = prefilled(model, make, ids)
             tok = ids[:, -1:]
 
             def step(tok=tok, cache=cache):
