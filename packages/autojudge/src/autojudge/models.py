@@ -74,7 +74,7 @@ DRAFT_RECIPE = zoo.Recipe(
     train_chars=4_000_000,
     eval_windows=64,
 )
-# A deeper, wider target on the same text, for wall-clock measurements. The built-in pair is
+# A deeper target on the same text, for wall-clock measurements. The built-in pair is
 # overhead-bound (a draft forward costs about a target forward), so speculative decoding saves
 # little time whatever a judge accepts; with time per token (W c_d + c_t) / (tokens per cycle),
 # the judge's 1.6x more accepted tokens per cycle turns into >= 1.3x wall-clock only once a target
@@ -107,7 +107,7 @@ def load(spec: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = 
         if not (path / "config.json").is_file() and (path.exists() or "/" not in spec):
             raise FileNotFoundError(
                 f"model {spec!r}: no config.json there; pass a saved transformers model folder, "
-                "a hub id, zoo:NAME, or builtin:target / builtin:draft / builtin:target-large"
+                f"a hub id, zoo:NAME, or {' / '.join(BUILTIN)}"
             )
         path = spec if not (Path(spec) / "config.json").is_file() else path
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
