@@ -1,6 +1,6 @@
 import torch
 
-from papercore.kernels.splitk import arrival_counters, sm_count, split_plan
+from papercore.kernels.splitk import arrival_counters, sm_count, split_plan, splitk_workspace
 
 
 def test_split_plan_leaves_no_empty_program():
@@ -26,3 +26,12 @@ def test_arrival_counters_are_shared_and_zero():
     a = arrival_counters(torch.device("cpu"), 10)
     assert a.dtype == torch.int32 and a.numel() >= 10 and not a.any()
     assert arrival_counters(torch.device("cpu"), 5) is a
+
+
+def test_splitk_workspace():
+    cpu = torch.device("cpu")
+    part, count = splitk_workspace(3, (2, 5), 4, cpu)
+    assert part.shape == (3, 2, 5) and part.dtype == torch.float32
+    assert count is arrival_counters(cpu, 4)
+    part, count = splitk_workspace(1, (2, 5), 4, cpu)
+    assert part is count and part.numel() == 1

@@ -50,3 +50,13 @@ def arrival_counters(device: torch.device, n: int) -> torch.Tensor:
         buf = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
         _COUNTERS[key] = buf
     return buf
+
+
+def splitk_workspace(split: int, shape: tuple[int, ...], n_tiles: int, device: torch.device):
+    """``(partials, counters)`` of a launch with ``split`` programs per tile: float32 partials
+    ``[split, *shape]`` and :func:`arrival_counters` for ``n_tiles`` tiles. With ``split == 1`` the
+    kernel reads neither (its split-K branch is compiled out): one 1-element placeholder stands for both."""
+    if split <= 1:
+        dummy = torch.empty(1, dtype=torch.float32, device=device)
+        return dummy, dummy
+    return torch.empty(split, *shape, dtype=torch.float32, device=device), arrival_counters(device, n_tiles)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from papercore.kernels.splitk import arrival_counters, split_plan
+from papercore.kernels.splitk import split_plan, splitk_workspace
 from papercore.kernels.triton_guard import interpreter_enabled, require_triton
 
 MAX_TOKENS = 8  # the GEMV kernels take up to this many tokens; more go through dequantize + GEMM
@@ -109,8 +109,10 @@ def triton_gemv(
     if t == 0:
         return y
     t_pad = 1 << (t - 1).bit_length()
+    # float32 products unless x and the codebooks share one 16-bit dtype
+    fp32 = not (x.dtype == codebooks.dtype and x.dtype in (torch.float16, torch.bfloat16))
     if kernel == "lut":
-        _lut_gemv(x, codes, codebooks, scales, bias, y, config or _config("lut", t_pad), t_pad)
+        _lut_gemv(x, codes, codebooks, scales, bias, y, config or _config("lut", t_pad), t_pad, fp32)
         return y
     td = 1 if t == 1 else 16  # the direct kernel's dot needs >= 16 rows
     cfg = config or _config(kernel, td)
@@ -118,9 +120,7 @@ def triton_gemv(
     split, tiles_per_split = split_plan(
         -(-i // cfg.block_i), n_oblocks, cfg.split, cfg.programs_per_sm, x.device
     )
-    part = torch.empty((split, t, o) if split > 1 else (1,), dtype=torch.float32, device=x.device)
-    count = arrival_counters(x.device, n_oblocks) if split > 1 else part
-    fp32 = not (x.dtype == codebooks.dtype and x.dtype in (torch.float16, torch.bfloat16))
+    part, count = splitk_workspace(split, (t, o), n_oblocks, x.device)
     _kernels().direct_gemv_kernel[(n_oblocks, split)](
         x, codes, codebooks, scales, bias if bias is not None else scales, y, part, count,
         t, o, i, tiles_per_split, split, x.stride(0), y.stride(0),
@@ -131,14 +131,13 @@ def triton_gemv(
     return y
 
 
-def _lut_gemv(x, codes, codebooks, scales, bias, y, cfg: GemvConfig, t_pad: int) -> None:
+def _lut_gemv(x, codes, codebooks, scales, bias, y, cfg: GemvConfig, t_pad: int, fp32: bool) -> None:
     """The two launches of the lookup path (see the module doc)."""
     t = x.shape[0]
     o, i, m = codes.shape
     _, nc, _, g = codebooks.shape
     im = i * m
     u = 2 if cfg.block_i >= 32 and im % 32 == 0 else 1
-    fp32 = not (x.dtype == codebooks.dtype and x.dtype in (torch.float16, torch.bfloat16))
     # fp16 entries for fp16 inputs (the table is read once per code); float32 otherwise (bf16 has too few bits)
     lut = torch.empty(im * nc * t_pad, dtype=torch.float16 if x.dtype == torch.float16 else torch.float32,
                       device=x.device)  # fmt: skip
@@ -150,8 +149,7 @@ def _lut_gemv(x, codes, codebooks, scales, bias, y, cfg: GemvConfig, t_pad: int)
     )  # fmt: skip
     n_oblocks = -(-o // cfg.block_o)
     split, chunks_per_split = split_plan(im // (16 * u), n_oblocks, cfg.split, cfg.programs_per_sm, x.device)
-    part = torch.empty((split, t_pad, o) if split > 1 else (1,), dtype=torch.float32, device=x.device)
-    count = arrival_counters(x.device, n_oblocks) if split > 1 else part
+    part, count = splitk_workspace(split, (t_pad, o), n_oblocks, x.device)
     k.lut_gemv_kernel[(n_oblocks, split)](
         lut, codes, scales, bias if bias is not None else scales, y, part, count,
         t, o, im, chunks_per_split, split, y.stride(0),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from papercore.kernels.splitk import arrival_counters, split_plan
+from papercore.kernels.splitk import split_plan, splitk_workspace
 from papercore.kernels.triton_guard import interpreter_enabled, require_triton
 from spqr.config import FP16_STATS
 
@@ -129,8 +129,7 @@ def fast_gemv(
     )
     xs = torch.empty(t_pad, nb * ck, dtype=torch.float32, device=x.device)  # x[perm] * 2^-PP per token
     gs = torch.empty(t_pad, nb * lay.groups_per_slab, 2, dtype=torch.float32, device=x.device)
-    part = torch.empty(split, t_pad, o, dtype=torch.float32, device=x.device) if split > 1 else xs
-    count = arrival_counters(x.device, n_oblocks) if split > 1 else xs
+    part, count = splitk_workspace(split, (t_pad, o), n_oblocks, x.device)
     dummy = lay.planes
     _fast_kernels().gemv_kernel[(n_oblocks, split)](
         x, layer.perm, lay.xmul, xs, gs, lay.planes, lay.stats if lay.stats is not None else dummy, lay.coef,
