@@ -10,6 +10,7 @@ seven linears, and the block's output recomputation. Prints the time and each la
 
 import argparse
 import json
+import logging
 import sys
 import time
 
@@ -26,9 +27,17 @@ def main() -> None:
     ap.add_argument("--nsamples", type=int, default=1024)
     ap.add_argument("--seqlen", type=int, default=4096)
     ap.add_argument("--max-epochs", type=int, default=100)
+    ap.add_argument(
+        "--init-max-points-per-centroid",
+        type=int,
+        default=None,
+        help="k-means on a sample (default: all groups)",
+    )
     ap.add_argument("--offload", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    # Each linear's time and loss as it finishes: a run stopped by a time limit keeps the split.
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms  %(message)s")
     if not torch.cuda.is_available():
         sys.exit("bench_quantize_block.py needs a CUDA GPU")
     from transformers import AutoModelForCausalLM, LlamaConfig
@@ -45,7 +54,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).cuda().eval()
     calib = torch.randint(0, 32000, (args.nsamples, args.seqlen))
-    config = AQLMConfig.from_scheme(args.scheme, max_epochs=args.max_epochs)
+    config = AQLMConfig.from_scheme(
+        args.scheme,
+        max_epochs=args.max_epochs,
+        init_max_points_per_centroid=args.init_max_points_per_centroid,
+    )
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     report = quantize_(model, config, calib, offload=args.offload, progress=True)
@@ -67,6 +80,7 @@ def main() -> None:
                     "scheme": args.scheme,
                     "nsamples": args.nsamples,
                     "seqlen": args.seqlen,
+                    "init_max_points_per_centroid": args.init_max_points_per_centroid,
                     "seconds": seconds,
                     "layers": rows,
                     "hardware": hardware(),
