@@ -35,3 +35,4 @@ def test_splitk_workspace():
     assert count is arrival_counters(cpu, 4)
     part, count = splitk_workspace(1, (2, 5), 4, cpu)
     assert part is count and part.numel() == 1
+    assert splitk_workspace(1, (7,), 2, cpu)[0] is part  # one placeholder per device, not one per call

@@ -38,6 +38,7 @@ def split_plan(n_steps: int, n_tiles: int, split: int, programs_per_sm: int, dev
 
 
 _COUNTERS: dict[tuple, torch.Tensor] = {}
+_PLACEHOLDERS: dict[str, torch.Tensor] = {}
 
 
 def arrival_counters(device: torch.device, n: int) -> torch.Tensor:
@@ -55,8 +56,11 @@ def arrival_counters(device: torch.device, n: int) -> torch.Tensor:
 def splitk_workspace(split: int, shape: tuple[int, ...], n_tiles: int, device: torch.device):
     """``(partials, counters)`` of a launch with ``split`` programs per tile: float32 partials
     ``[split, *shape]`` and :func:`arrival_counters` for ``n_tiles`` tiles. With ``split == 1`` the
-    kernel reads neither (its split-K branch is compiled out): one 1-element placeholder stands for both."""
+    kernel reads neither (its split-K branch is compiled out): one 1-element placeholder, kept per
+    device so that batch-1 decode allocates nothing here, stands for both."""
     if split <= 1:
-        dummy = torch.empty(1, dtype=torch.float32, device=device)
+        dummy = _PLACEHOLDERS.get(str(device))
+        if dummy is None:
+            dummy = _PLACEHOLDERS[str(device)] = torch.empty(1, dtype=torch.float32, device=device)
         return dummy, dummy
     return torch.empty(split, *shape, dtype=torch.float32, device=device), arrival_counters(device, n_tiles)
