@@ -54,7 +54,7 @@ def test_member_prefix_is_a_whole_folder():
 def test_discover_reads_the_folders(tmp_path):
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "pyproject.toml").write_text(
-        '[project]\nname = "papercore"\nversion = "0.1.0"\n[project.scripts]\npapercore = "papercore.cli:main"\n'
+        '[project]\nname = "papercore"\nversion = "0.1.0"\n[project.scripts]\npapercore = "papercore.app:main"\n'
     )
     for name in ("zeta", "alpha"):
         (tmp_path / "packages" / name).mkdir(parents=True)

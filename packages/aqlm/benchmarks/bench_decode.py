@@ -2,7 +2,7 @@
 
 Usage: python packages/aqlm/benchmarks/bench_decode.py [--schemes 2x8g8,1x16g8,1x8g8] [--context 256] [--json PATH]
 
-Both sides run the same gpt-fast-style decoder (``papercore.bench.decode_step_ms``: 32 layers,
+Both sides run the same gpt-fast-style decoder (``papercore.llm.bench.decode_step_ms``: 32 layers,
 hidden 4096, MLP 11008, static KV cache, SDPA, fp16 LM head), captured in one CUDA graph so
 Python and launch overhead are excluded from both; only the seven projections per layer differ
 (fp16 ``nn.Linear`` against ``aqlm.QuantizedLinear`` with random codes, which is what
@@ -18,16 +18,8 @@ import torch
 
 from aqlm import AQLMConfig
 from aqlm.quantized_linear import QuantizedLinear
-from papercore.bench import (
-    LLAMA2_7B,
-    Entry,
-    command_line,
-    decode_step_ms,
-    dense_linear,
-    hardware,
-    today,
-    write_results,
-)
+from papercore.bench import Entry, command_line, hardware, today, write_results
+from papercore.llm.bench import LLAMA2_7B, decode_step_ms, dense_linear
 
 
 def aqlm_linear(scheme: str):

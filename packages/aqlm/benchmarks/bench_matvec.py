@@ -39,6 +39,8 @@ from papercore.bench import (
     copy_bandwidth_gbs,
     graph_time_us,
     hardware,
+    nbytes,
+    rotating_inputs,
     today,
     write_results,
 )
@@ -65,7 +67,7 @@ def make_layer(in_f: int, out_f: int, scheme: str, dtype=torch.float16, device=N
 
 
 def layer_bytes(layer) -> int:
-    return sum(t.numel() * t.element_size() for t in layer)
+    return nbytes(layer)
 
 
 def poison() -> None:
@@ -102,9 +104,7 @@ def dequant_gemm(x, codes, codebooks, scales):
 
 def rotated(make, *args, **kwargs) -> list:
     """Enough independent copies of ``make(*args, **kwargs)`` (a tensor or a tuple) to exceed ROTATE_BYTES."""
-    first = make(*args, **kwargs)
-    nbytes = layer_bytes(first if isinstance(first, tuple) else (first,))
-    return [first] + [make(*args, **kwargs) for _ in range(max(2, -(-ROTATE_BYTES // nbytes)) - 1)]
+    return rotating_inputs(lambda: make(*args, **kwargs), ROTATE_BYTES)
 
 
 def fp16_calls(in_f, out_f, x, dtype=torch.float16):

@@ -20,11 +20,11 @@ import torch
 from aqlm import AQLMConfig
 from aqlm.finetune import distill_
 from aqlm.quantize import model_bits, quantize_
-from papercore import zoo
 from papercore.bench import command_line, hardware, today
-from papercore.calib import CalibConfig, run_calibration
-from papercore.data import eval_windows, get_calibration_data, get_eval_stream
-from papercore.metrics import perplexity
+from papercore.llm import zoo
+from papercore.llm.calib import CalibConfig, run_calibration
+from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
+from papercore.llm.metrics import perplexity
 
 
 def linear_bits(model) -> float:

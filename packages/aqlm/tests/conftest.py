@@ -2,7 +2,7 @@ import pytest
 
 from aqlm import AQLMConfig
 from aqlm.quantize import random_quantize_
-from papercore import zoo
+from papercore.llm import zoo
 
 
 def random_quantized(model, num_codebooks=2, nbits=4, group=8, seed=0):

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from aqlm import AQLMConfig, QuantizedLinear
 from aqlm.quantize import quantize_
-from papercore import zoo
+from papercore.llm import zoo
 
 CONFIG = AQLMConfig(
     num_codebooks=1,

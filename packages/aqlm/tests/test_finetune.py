@@ -7,7 +7,7 @@ from aqlm.finetune import distill_, encode_groups, evaluate_kl, finetune_block, 
 from aqlm.kernels.reference import dequantize
 from aqlm.quantize import random_quantize_
 from aqlm.quantized_linear import QuantizedLinear
-from papercore import zoo
+from papercore.llm import zoo
 
 
 def test_encode_groups_is_exact_for_one_codebook_and_never_worse():

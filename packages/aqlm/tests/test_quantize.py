@@ -7,9 +7,9 @@ from transformers import AutoModelForCausalLM
 from aqlm import AQLMConfig, QuantizedLinear
 from aqlm.checkpoint import load_quantized, save_quantized
 from aqlm.quantize import model_bits, quantize_
-from papercore import zoo
-from papercore.data import eval_windows, get_calibration_data, get_eval_stream
-from papercore.metrics import perplexity
+from papercore.llm import zoo
+from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
+from papercore.llm.metrics import perplexity
 
 FAST = dict(max_epochs=4, steps_per_epoch=20, init_max_iter=20)
 

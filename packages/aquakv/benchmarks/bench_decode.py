@@ -99,7 +99,7 @@ def prefilled(model, make, ids, chunk=4096):
     fed ``chunk`` tokens at a time (the AQUA-KV and KIVI caches quantize as they go)."""
     from transformers import DynamicCache
 
-    from papercore.hf_compat import cache_kwarg
+    from papercore.llm.hf_compat import cache_kwarg
 
     cache = make() or DynamicCache(config=model.config)
     key = cache_kwarg(model)
@@ -119,7 +119,7 @@ def main() -> int:
     from aquakv.config import AquaKVConfig
     from aquakv.kernels import decode_predict_torch
     from aquakv.quantizer import HiggsQuantizer
-    from papercore.hf_compat import cache_kwarg
+    from papercore.llm.hf_compat import cache_kwarg
 
     dev = torch.device("cpu" if quick else "cuda")
     dtype = torch.float32 if quick else torch.float16

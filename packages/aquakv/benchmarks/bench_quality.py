@@ -34,8 +34,8 @@ def main() -> int:
     from aquakv.evaluate import cache_factory, chunked_perplexity, storage_report
     from aquakv.predictors import Predictors, RidgeAccumulator
     from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer
-    from papercore import zoo
-    from papercore.data import eval_windows, get_calibration_data, get_eval_stream
+    from papercore.llm import zoo
+    from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
 
     dev = torch.device("cpu" if quick else "cuda")
     torch.manual_seed(0)

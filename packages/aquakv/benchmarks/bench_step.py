@@ -50,7 +50,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_step: no CUDA device")
         return 1
-    from papercore.hf_compat import cache_kwarg
+    from papercore.llm.hf_compat import cache_kwarg
 
     dev = torch.device("cuda")
     model = build_model(False, dev, torch.float16)

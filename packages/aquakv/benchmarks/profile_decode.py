@@ -31,7 +31,7 @@ def main() -> int:
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    from papercore.hf_compat import cache_kwarg
+    from papercore.llm.hf_compat import cache_kwarg
 
     dev = torch.device("cuda")
     model = build_model(False, dev, torch.float16)

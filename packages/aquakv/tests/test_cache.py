@@ -8,8 +8,8 @@ from aquakv.cache import AquaKVCache
 from aquakv.config import AquaKVConfig, UnsupportedLayoutError, bytes_per_token, config_bytes_per_token
 from aquakv.predictors import Predictors
 from aquakv.quantizer import IdentityQuantizer
-from papercore import zoo
-from papercore.hf_compat import cache_kwarg, output_cache
+from papercore.llm import zoo
+from papercore.llm.hf_compat import cache_kwarg, output_cache
 
 
 def _model(arch="llama", **kw):

@@ -5,7 +5,7 @@ from aquakv.cache import AquaKVCache
 from aquakv.calibrate import calibrate
 from aquakv.config import AquaKVConfig
 from aquakv.evaluate import chunked_perplexity
-from papercore import zoo
+from papercore.llm import zoo
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def test_group_size_not_dividing_the_channels_exits_2(capsys):
 )
 def test_predictors_for_another_model_exit_2(tmp_path, capsys, layers, fingerprint, needle):
     from aquakv.predictors import Predictors, model_fingerprint
-    from papercore import zoo
+    from papercore.llm import zoo
 
     m, _ = zoo.load("tiny")
     Predictors.zeros(layers, 64, fingerprint or model_fingerprint(m)).save(tmp_path)
@@ -71,16 +71,16 @@ def test_predictors_for_another_model_exit_2(tmp_path, capsys, layers, fingerpri
 
 
 def test_unsupported_attention_layout_exits_2(monkeypatch, capsys):
-    import papercore.zoo
+    import papercore.llm.zoo
 
-    load = papercore.zoo.load_model
+    load = papercore.llm.zoo.load_model
 
     def hybrid(spec, **kw):  # a model with a layer type the cache cannot hold
         model, tok, src = load(spec, **kw)
         model.config.layer_types = ["full_attention", "linear_attention"]
         return model, tok, src
 
-    monkeypatch.setattr(papercore.zoo, "load_model", hybrid)
+    monkeypatch.setattr(papercore.llm.zoo, "load_model", hybrid)
     assert main(["generate", "--method", "higgs", "--max-new-tokens", "2"]) == 2
     _one_error_line(capsys, "linear_attention")
 

@@ -3,7 +3,7 @@ import math
 import torch
 
 from aquakv.grids import SHIPPED_DIR, gaussian_mse_1d, generate_grid, get_grid, monte_carlo_mse
-from papercore.kernels.hadamard import hadamard_matrix
+from aquakv.kernels.hadamard import hadamard_matrix
 
 
 def test_lloyd_max_1d_known_distortions():

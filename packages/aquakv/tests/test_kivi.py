@@ -3,9 +3,9 @@ from transformers import DynamicCache
 
 from aquakv.evaluate import cache_factory
 from aquakv.kivi import KIVICache, _quant
-from papercore import zoo
-from papercore.hf_compat import cache_kwarg, output_cache
 from papercore.kernels.packing import unpack_bits
+from papercore.llm import zoo
+from papercore.llm.hf_compat import cache_kwarg, output_cache
 
 
 def test_minmax_quantization_matches_hand_computation():

@@ -3,7 +3,7 @@ import torch
 
 from aquakv.predictors import Predictors, RidgeAccumulator, fit_ridge, model_fingerprint
 from aquakv.quantizer import HiggsQuantizer
-from papercore import zoo
+from papercore.llm import zoo
 
 
 def test_ridge_equals_lstsq_as_ridge_vanishes():

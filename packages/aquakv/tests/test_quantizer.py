@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from aquakv.grids import get_grid, monte_carlo_mse
+from aquakv.kernels.hadamard import fwht, hadamard_matrix
 from aquakv.quantizer import HiggsQuantizer, relative_mse
-from papercore.kernels.hadamard import fwht, hadamard_matrix
 
 
 def test_fwht_round_trip_and_dense_matrix():

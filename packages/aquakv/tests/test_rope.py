@@ -5,8 +5,8 @@ from aquakv.config import AquaKVConfig
 from aquakv.predictors import Predictors
 from aquakv.quantizer import IdentityQuantizer
 from aquakv.rope import RopeTable, rotate, unrotate
-from papercore import zoo
-from papercore.hf_compat import cache_kwarg
+from papercore.llm import zoo
+from papercore.llm.hf_compat import cache_kwarg
 
 
 def test_unrotate_rotate_round_trip():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from papercore import zoo
+from papercore.llm import zoo
 
 
 @pytest.fixture(scope="session")

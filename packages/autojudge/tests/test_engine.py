@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from autojudge.engine import CachedLM, SpecConfig, SpeculativeDecoder, greedy
-from papercore import zoo
+from papercore.llm import zoo
 
 WINDOWS = (1, 2, 4, 8, 16)
 

@@ -151,8 +151,8 @@ def bench_layer(device, dtype, quick, entries, meta, workers=(1, 2, 4, 8), ctx=8
     """One decode step of a 2-layer Qwen2.5-7B-shaped model: hogwild.Engine vs a DynamicCache batch."""
     from hogwild.cache import Row
     from hogwild.model import Engine
-    from papercore import zoo
-    from papercore.hf_compat import cache_kwarg, output_cache
+    from papercore.llm import zoo
+    from papercore.llm.hf_compat import cache_kwarg, output_cache
 
     if quick:
         kw = dict(hidden_size=64, num_heads=4, num_kv_heads=2, num_layers=2, vocab_size=4096)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from hogwild import cli
-from papercore import zoo
+from papercore.llm import zoo
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import torch
 
 from hogwild.cache import Row
 from hogwild.model import Engine
-from papercore import zoo
+from papercore.llm import zoo
 from papercore.testing import assert_close_rel
 
 

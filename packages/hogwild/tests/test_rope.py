@@ -3,7 +3,7 @@ import torch
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from hogwild.rope import RopeSpec, apply_rope, rotate
-from papercore import zoo
+from papercore.llm import zoo
 from papercore.testing import assert_close_rel
 
 ROPES = {

@@ -2,7 +2,7 @@
 
 Usage: python packages/spqr/benchmarks/bench_decode.py [--outliers 0.01] [--context 256] [--json PATH]
 
-Both sides run the same gpt-fast-style decoder (``papercore.bench.decode_step_ms``: 32 layers,
+Both sides run the same gpt-fast-style decoder (``papercore.llm.bench.decode_step_ms``: 32 layers,
 hidden 4096, MLP 11008, static KV cache, SDPA, fp16 LM head) captured in one CUDA graph, so
 Python and launch overhead are excluded from both; only the seven projections per layer differ:
 fp16 ``nn.Linear`` against ``spqr.QuantizedLinear`` (3-bit, groups of 16, 3-bit statistics in
@@ -17,16 +17,8 @@ from pathlib import Path
 
 import torch
 
-from papercore.bench import (
-    LLAMA2_7B,
-    Entry,
-    command_line,
-    decode_step_ms,
-    dense_linear,
-    hardware,
-    today,
-    write_results,
-)
+from papercore.bench import Entry, command_line, hardware, today, write_results
+from papercore.llm.bench import LLAMA2_7B, decode_step_ms, dense_linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_matvec import make_layer  # noqa: E402

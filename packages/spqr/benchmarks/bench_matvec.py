@@ -30,6 +30,8 @@ from papercore.bench import (
     copy_bandwidth_gbs,
     graph_time_us,
     hardware,
+    nbytes,
+    rotating_inputs,
     today,
     write_results,
 )
@@ -77,7 +79,7 @@ def make_layer(in_f: int, out_f: int, outliers: float = 0.01, device=None) -> Qu
 
 
 def layer_bytes(layer: QuantizedLinear) -> int:
-    return sum(b.numel() * b.element_size() for b in layer.buffers())
+    return nbytes(layer)
 
 
 def read_bytes(layer: QuantizedLinear) -> int:
@@ -92,7 +94,7 @@ def sweep(shape: str, tokens: int, outliers: float) -> FastConfig:
     """Time the fast kernel's launch settings at one shape; return the fastest that is right."""
     in_f, out_f = SHAPES[shape]
     x = torch.randn(tokens, in_f, device=DEVICE, dtype=torch.float16)
-    layers = rotated(make_layer, layer_bytes, in_f, out_f, outliers)
+    layers = rotated(make_layer, in_f, out_f, outliers)
     results = []
     for block_o, warps in ((64, 2), (128, 4), (256, 8), (256, 4)):
         for pps in (3, 5, 8):
@@ -146,11 +148,9 @@ def check_accuracy() -> None:
     print("accuracy OK, worst relative error vs float64:", {k: f"{v:.1e}" for k, v in sorted(worst.items())})
 
 
-def rotated(make, nbytes_of, *args, **kwargs) -> list:
-    """Enough independent copies of ``make(*args, **kwargs)`` to exceed ROTATE_BYTES."""
-    first = make(*args, **kwargs)
-    count = max(2, -(-ROTATE_BYTES // nbytes_of(first)))
-    return [first] + [make(*args, **kwargs) for _ in range(count - 1)]
+def rotated(make, *args, **kwargs) -> list:
+    """Enough independent copies of ``make(*args, **kwargs)`` (a layer or a tensor) to exceed ROTATE_BYTES."""
+    return rotating_inputs(lambda: make(*args, **kwargs), ROTATE_BYTES)
 
 
 def dequant_gemm(x, layer):
@@ -171,7 +171,7 @@ def run_benchmark(args) -> list[Entry]:
         for tokens in args.tokens:
             x = torch.randn(tokens, in_f, device=DEVICE, dtype=torch.float16)
             io_bytes = (tokens * (in_f + out_f)) * 2
-            ws = rotated(torch.randn, lambda w: w.numel() * w.element_size(), out_f, in_f, device=DEVICE,
+            ws = rotated(torch.randn, out_f, in_f, device=DEVICE,
                          dtype=torch.float16)  # fmt: skip
             base_us, base_iqr = graph_time_us([partial(F.linear, x, w) for w in ws])
             base_gbs = (out_f * in_f * 2 + io_bytes) / base_us / 1e3
@@ -181,7 +181,7 @@ def run_benchmark(args) -> list[Entry]:
             del ws
             add(f"fp16 F.linear {in_f}x{out_f} batch {tokens}", "GB/s", base_gbs, "device copy GB/s", copy_gbs,
                 base_gbs / copy_gbs)  # fmt: skip
-            layers = rotated(make_layer, layer_bytes, in_f, out_f, args.outliers)
+            layers = rotated(make_layer, in_f, out_f, args.outliers)
             path = select_path(x, layers[0])
             us, iqr = graph_time_us([partial(spqr_linear, x, lay) for lay in layers])
             gbs = (read_bytes(layers[0]) + io_bytes) / us / 1e3

@@ -18,10 +18,10 @@ import time
 
 import torch
 
-from papercore import zoo
 from papercore.bench import command_line, hardware, today
-from papercore.data import eval_windows, get_calibration_data, get_eval_stream
-from papercore.metrics import perplexity
+from papercore.llm import zoo
+from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
+from papercore.llm.metrics import perplexity
 from spqr import SpQRConfig
 from spqr.quantize import quantize_
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from papercore import zoo
+from papercore.llm import zoo
 from spqr.checkpoint import CheckpointError, load_quantized, save_quantized
 from spqr.config import SpQRConfig
 from spqr.quantize import quantize_

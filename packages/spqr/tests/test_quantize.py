@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from papercore import zoo
+from papercore.llm import zoo
 from spqr.config import SpQRConfig
 from spqr.quantize import model_bits, quantize_
 from spqr.quantized_linear import QuantizedLinear

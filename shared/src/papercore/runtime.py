@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 import numpy as np
@@ -59,11 +59,14 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device | None =
     return DTYPES[key]
 
 
-def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, **kwargs) -> Iterator[T]:
-    """A tqdm progress bar on stderr; silent when ``PAPERCORE_PROGRESS=0``."""
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, **kwargs):
+    """A tqdm progress bar on stderr (iterate over it; ``set_postfix`` shows running values).
+
+    Silent when ``PAPERCORE_PROGRESS=0`` or ``disable=True``.
+    """
     from tqdm.auto import tqdm
 
-    disable = os.environ.get("PAPERCORE_PROGRESS", "1") == "0"
-    return iter(
-        tqdm(iterable, desc=desc, total=total, disable=disable, file=sys.stderr, dynamic_ncols=True, **kwargs)
+    disable = kwargs.pop("disable", False) or os.environ.get("PAPERCORE_PROGRESS", "1") == "0"
+    return tqdm(
+        iterable, desc=desc, total=total, disable=disable, file=sys.stderr, dynamic_ncols=True, **kwargs
     )

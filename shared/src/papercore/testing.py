@@ -3,10 +3,19 @@
 * markers: ``gpu`` (skipped with a reason when CUDA is absent) and ``slow``;
 * fixture ``seed``: seeds Python, NumPy and torch (and makes torch deterministic) for a test;
 * tolerance helpers: :func:`rel_error`, :func:`assert_close_rel`;
-* :func:`triton_or_skip`: skip unless a Triton kernel can run here (GPU or interpreter).
+* :func:`triton_or_skip`: skip unless a Triton kernel can run here (GPU or interpreter);
+* runnable docs: :func:`markdown_blocks`, :func:`run_markdown` and :func:`run_example` execute the
+  code blocks of a README and the ``examples/`` scripts (the repository's ``tests/test_docs.py``).
 """
 
 from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,3 +85,138 @@ def seed() -> int:
     """Seed everything with a fixed value and return it."""
     seed_everything(DEFAULT_SEED)
     return DEFAULT_SEED
+
+
+# ---------------------------------------------------------------- runnable docs
+# Every ```python and ```bash/```sh/```console block of a README runs in the test suite. A block may
+# carry a marker on the line just above its fence:
+#   <!-- docs: gpu -->              needs a CUDA device (listed as skipped on a CPU)
+#   <!-- docs: slow REASON -->       takes minutes (listed as skipped; run by hand)
+#   <!-- docs: skip REASON -->       not runnable here (an install step, a network download)
+#   <!-- docs: file NAME -->         not run: its text is written to NAME in the working folder
+# Python blocks of one file share a namespace, like a notebook; shell blocks run in bash (set -e)
+# in the same working folder, one per file.
+DOCS_MARKERS = ("gpu", "slow", "skip", "file")
+_LANGS = {"python": "python", "py": "python", "pycon": "python", "bash": "shell", "sh": "shell",
+          "shell": "shell", "console": "shell"}  # fmt: skip
+
+
+@dataclasses.dataclass
+class CodeBlock:
+    """One fenced block of a Markdown file."""
+
+    path: Path
+    line: int  # 1-based line of the opening fence
+    lang: str  # "python" or "shell"
+    code: str
+    marker: str | None = None  # one of DOCS_MARKERS
+    note: str = ""  # the marker's reason, or the file name for "file"
+
+    @property
+    def where(self) -> str:
+        return f"{self.path.name}:{self.line}"
+
+
+def markdown_blocks(path: str | os.PathLike) -> list[CodeBlock]:
+    """The runnable blocks of a Markdown file (python and shell; ``<!-- docs: file -->`` blocks of any language)."""
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    blocks, i = [], 0
+    fence = re.compile(r"^(\s*)(```+)\s*([\w+-]*)")
+    marker_re = re.compile(r"^\s*<!--\s*docs:\s*(\w+)\s*(.*?)\s*-->\s*$")
+    while i < len(lines):
+        m = fence.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, ticks, lang = m.group(1), m.group(2), m.group(3).lower()
+        start, body = i, []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(ticks):
+            body.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i])
+            i += 1
+        i += 1
+        marker, note = None, ""
+        prev = start - 1
+        if prev >= 0 and (mm := marker_re.match(lines[prev])):
+            marker, note = mm.group(1), mm.group(2)
+            if marker not in DOCS_MARKERS:
+                raise ValueError(
+                    f"{path.name}:{prev + 1}: unknown docs marker {marker!r}; use one of {DOCS_MARKERS}"
+                )
+        kind = _LANGS.get(lang)
+        if kind is None and marker != "file":
+            continue
+        code = "\n".join(body)
+        if lang == "console":
+            code = "\n".join(line[2:] for line in body if line.startswith("$ "))
+        if lang == "pycon":
+            code = "\n".join(line[4:] for line in body if line.startswith((">>> ", "... ")))
+        blocks.append(CodeBlock(path, start + 1, kind or lang, code, marker, note))
+    return blocks
+
+
+class DocsBlockError(AssertionError):
+    """A README block failed; the message names the file, the line and the output."""
+
+
+def run_markdown(
+    path: str | os.PathLike, workdir: str | os.PathLike, timeout: float = 600
+) -> list[CodeBlock]:
+    """Run the unmarked blocks of ``path`` in order in ``workdir``; return the marked (not run) ones.
+
+    Raises :class:`DocsBlockError` at the first failing block, with its line and output.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    namespace: dict = {"__name__": "__docs__"}
+    listed = []
+    env = {**os.environ, "PAPERCORE_PROGRESS": "0"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for block in markdown_blocks(path):
+        if block.marker == "file":
+            (workdir / block.note).write_text(block.code + "\n")
+            continue
+        if block.marker is not None:
+            listed.append(block)
+            continue
+        if block.lang == "shell":
+            proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=workdir, env=env,
+                                  capture_output=True, text=True, timeout=timeout)  # fmt: skip
+            if proc.returncode != 0:
+                raise DocsBlockError(
+                    f"{block.where}: shell block exited {proc.returncode}\n{block.code}\n--- output\n"
+                    f"{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+                )
+        else:
+            old = Path.cwd()
+            os.chdir(workdir)
+            try:
+                exec(compile(block.code, f"{block.path}:{block.line}", "exec"), namespace)
+            except Exception as e:
+                raise DocsBlockError(
+                    f"{block.where}: python block raised {type(e).__name__}: {e}\n{block.code}"
+                ) from e
+            finally:
+                os.chdir(old)
+    return listed
+
+
+def example_marker(path: str | os.PathLike) -> tuple[str | None, str]:
+    """An example script's ``# docs: gpu|slow|skip REASON`` line (in its first 20 lines), if any."""
+    for line in Path(path).read_text().splitlines()[:20]:
+        if m := re.match(r"^#\s*docs:\s*(\w+)\s*(.*)$", line):
+            return m.group(1), m.group(2)
+    return None, ""
+
+
+def run_example(path: str | os.PathLike, workdir: str | os.PathLike, timeout: float = 600) -> str:
+    """Run an ``examples/*.py`` script in ``workdir``; its output, or :class:`DocsBlockError`."""
+    env = {**os.environ, "PAPERCORE_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, str(Path(path).resolve())], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    if proc.returncode != 0:
+        raise DocsBlockError(
+            f"{Path(path).name} exited {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+        )
+    return proc.stdout

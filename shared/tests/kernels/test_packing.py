@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from papercore.kernels.packing import SUPPORTED_BITS, PackedCodes, pack_bits, packed_numel, unpack_bits
+from papercore.kernels.packing import SUPPORTED_BITS, pack_bits, packed_numel, unpack_bits
 from papercore.testing import triton_or_skip
 
 WORD_BITS = (8, 16, 32, 64)
@@ -95,13 +95,6 @@ def test_noncontiguous_rows_and_output_dtype():
     assert torch.equal(words, pack_bits(codes.contiguous(), 4, backend="torch"))
     back = unpack_bits(words, 4, 40, dtype=torch.uint8, backend="torch")
     assert back.dtype == torch.uint8 and torch.equal(back.long(), codes)
-
-
-def test_packed_codes_keeps_shape_and_reports_bytes():
-    codes = random_codes((4, 5, 7), 3)
-    p = PackedCodes.pack(codes, 3, backend="torch")
-    assert p.words.dim() == 1 and p.nbytes == packed_numel(140, 3) * 4 == 56
-    assert torch.equal(p.unpack(backend="torch").long(), codes)
 
 
 # ---------------------------------------------------------------- Triton kernels

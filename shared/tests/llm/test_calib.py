@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from papercore import zoo
-from papercore.calib import BlockContext, CalibConfig, capture_block_inputs, run_calibration
+from papercore.llm import zoo
+from papercore.llm.calib import BlockContext, CalibConfig, capture_block_inputs, run_calibration
 from papercore.testing import rel_error
 
 ARCHS = ["llama", "qwen3"]
@@ -192,7 +192,7 @@ def test_gemma_family_blocks():
 
 
 def test_block_checkpoints_round_trip_and_refusals(tmp_path):
-    from papercore.calib import BlockCheckpoints
+    from papercore.llm.calib import BlockCheckpoints
 
     model = make_model("llama")
     ckpts = BlockCheckpoints(tmp_path, {"bits": 2, "groups": (8,)}, resume=False)

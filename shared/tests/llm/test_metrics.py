@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from papercore import zoo
-from papercore.metrics import perplexity, unigram_perplexity
+from papercore.llm import zoo
+from papercore.llm.metrics import perplexity, unigram_perplexity
 
 
 @pytest.fixture(scope="module")

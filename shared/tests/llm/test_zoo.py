@@ -2,8 +2,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from papercore import zoo
-from papercore.data import load_tokenizer
+from papercore.llm import zoo
+from papercore.llm.data import load_tokenizer
 
 # A few-second recipe that goes through exactly the code path of the named ones.
 UNIT = zoo.Recipe(

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from papercore import zoo
+from papercore.llm import zoo
 
 UNIT = zoo.Recipe(
     "unit-corpus",

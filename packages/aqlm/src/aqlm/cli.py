@@ -15,8 +15,8 @@ from pathlib import Path
 
 from aqlm import __version__
 from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
-from papercore.metrics import corpus_perplexity
-from papercore.zoo import load_model
+from papercore.llm.metrics import corpus_perplexity
+from papercore.llm.zoo import load_model
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
 
     from aqlm.checkpoint import save_quantized
     from aqlm.quantize import check_model, model_bits, quantize_
-    from papercore.data import get_calibration_data
     from papercore.io import write_json
+    from papercore.llm.data import get_calibration_data
 
     device = common.torch_device
     dtype = torch.float32 if device.type == "cpu" else common.torch_dtype
@@ -148,7 +148,7 @@ class EvalOptions:
 def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
     from aqlm.checkpoint import load_quantized
     from aqlm.quantize import model_bits
-    from papercore.data import load_tokenizer
+    from papercore.llm.data import load_tokenizer
 
     if not (opts.model / "config.json").is_file():
         raise UserError(
@@ -192,7 +192,7 @@ def finetune(opts: FinetuneOptions, common: CommonOptions) -> int:
     """End-to-end fine-tuning: distil the teacher's logits into the quantized model (KL)."""
     from aqlm.checkpoint import load_quantized, save_quantized
     from aqlm.finetune import distill_
-    from papercore.data import get_calibration_data
+    from papercore.llm.data import get_calibration_data
 
     if opts.out is None:
         raise UserError("--out is required: the folder for the fine-tuned checkpoint")

@@ -1,6 +1,6 @@
 """Quantize a transformers decoder with AQLM, block by block (:func:`quantize_`).
 
-For each decoder block (through :func:`papercore.calib.run_calibration`): accumulate every
+For each decoder block (through :func:`papercore.llm.calib.run_calibration`): accumulate every
 linear's :math:`X^\\top X` over the calibration sequences, quantize each linear with the AQ
 engine (:func:`aqlm.engine.quantize_weight`), swap it for a :class:`~aqlm.QuantizedLinear`,
 optionally fine-tune the block's codebooks, scales and norms against the original block's
@@ -23,9 +23,9 @@ from aqlm import distributed as dist
 from aqlm.config import AQLMConfig
 from aqlm.finetune import finetune_block
 from aqlm.quantized_linear import QuantizedLinear
-from papercore.calib import BlockCheckpoints, BlockContext, CalibConfig, run_calibration
-from papercore.hf_compat import decoder_layers
 from papercore.io import write_json
+from papercore.llm.calib import BlockCheckpoints, BlockContext, CalibConfig, run_calibration
+from papercore.llm.hf_compat import decoder_layers
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def quantize_(
     model : transformers causal LM with ``model.model.layers``
     config : AQLMConfig
     calibration : LongTensor ``[nsamples, seqlen]``
-        Calibration token windows (e.g. :func:`papercore.data.get_calibration_data`).
+        Calibration token windows (e.g. :func:`papercore.llm.data.get_calibration_data`).
     checkpoint_dir : path, optional
         Each finished block is saved there (``block_<i>.safetensors``, atomically).
     resume : bool

@@ -1,4 +1,4 @@
-"""Calibration of the inter-layer predictors, layer by layer (``papercore.calib``).
+"""Calibration of the inter-layer predictors, layer by layer (``papercore.llm.calib``).
 
 For every calibration window the engine runs the decoder blocks in order on the original
 activations; hooks catch what the cache will store: the pre-RoPE keys (the ``k_norm`` output
@@ -28,7 +28,7 @@ from aquakv.cache import kv_layout
 from aquakv.config import FIRST_LAYER_GRIDS, AquaKVConfig, UnsupportedLayoutError
 from aquakv.predictors import Predictors, RidgeAccumulator, model_fingerprint
 from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer, equivalent_bits, relative_mse
-from papercore.calib import BlockCheckpoints, CalibConfig, run_calibration
+from papercore.llm.calib import BlockCheckpoints, CalibConfig, run_calibration
 
 log = logging.getLogger(__name__)
 

@@ -77,7 +77,7 @@ def _sizes(opts: CalibrateOptions):
 
 
 def _load(spec: str, common: CommonOptions):
-    from papercore.zoo import load_model
+    from papercore.llm.zoo import load_model
 
     return load_model(spec, device=common.torch_device)
 
@@ -86,8 +86,8 @@ def calibrate_cmd(opts: CalibrateOptions, common: CommonOptions) -> int:
     """Fit the predictors; write OUT/predictors.{safetensors,json}, OUT/report.json, OUT/resolved_config.json."""
     from aquakv.cache import kv_layout
     from aquakv.calibrate import calibrate
-    from papercore.data import get_calibration_data
     from papercore.io import write_json
+    from papercore.llm.data import get_calibration_data
 
     cfg = opts.aquakv_config()
     n, L, v = _sizes(opts)
@@ -153,7 +153,7 @@ def _predictors(path, model, tok, cfg, common):
 def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
     """Chunked-feeding perplexity, bits per value and measured bytes per token of each method."""
     from aquakv.evaluate import METHODS, cache_factory, chunked_perplexity, storage_report
-    from papercore.data import eval_windows, get_eval_stream
+    from papercore.llm.data import eval_windows, get_eval_stream
 
     bad = [m for m in opts.methods if m not in METHODS]
     if bad:
@@ -209,7 +209,7 @@ def generate_cmd(opts: GenerateOptions, common: CommonOptions) -> int:
 
     from aquakv.cache import AquaKVCache, kv_layout
     from aquakv.config import config_bytes_per_token
-    from papercore.hf_compat import cache_kwarg
+    from papercore.llm.hf_compat import cache_kwarg
 
     if opts.max_new_tokens < 1:
         raise UserError("--max-new-tokens must be >= 1")

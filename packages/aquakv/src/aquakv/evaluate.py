@@ -47,7 +47,7 @@ def cache_factory(method: str, model, predictors: Predictors | None, cfg: AquaKV
 def chunked_perplexity(model, windows: torch.Tensor, factory, *, chunk_size: int = 32, batch_size: int = 4,
                        progress: bool = False) -> tuple[float, object]:  # fmt: skip
     """Perplexity with tokens fed ``chunk_size`` at a time; returns (ppl, the last cache)."""
-    from papercore.metrics import perplexity
+    from papercore.llm.metrics import perplexity
 
     last = {}
 
@@ -82,8 +82,8 @@ def builtin_predictors(model, cfg: AquaKVConfig, tokenizer, *, nsamples: int = 3
                        seed: int = 0, device=None, progress: bool = False) -> Predictors:  # fmt: skip
     """Predictors for ``model`` calibrated on the offline stdlib corpus, cached on disk (first use calibrates)."""
     from aquakv.calibrate import calibrate
-    from papercore.data import get_calibration_data
-    from papercore.zoo import cache_dir
+    from papercore.llm.data import get_calibration_data
+    from papercore.llm.zoo import cache_dir
 
     key = json.dumps(
         {"fp": model_fingerprint(model), "cfg": cfg.to_dict(), "n": nsamples, "L": seqlen, "s": seed}

@@ -170,7 +170,7 @@ def _name(d: int, n: int, seed: int) -> str:
 
 
 def cache_folder() -> Path:
-    from papercore.zoo import cache_dir
+    from papercore.llm.zoo import cache_dir
 
     return cache_dir() / "aquakv" / "grids"
 

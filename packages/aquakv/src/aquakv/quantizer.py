@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from aquakv.grids import code_bits, get_grid
-from papercore.kernels.hadamard import fwht
+from aquakv.kernels.hadamard import fwht
 from papercore.kernels.packing import pack_bits, packed_numel, unpack_bits
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}

@@ -12,11 +12,7 @@ from __future__ import annotations
 import torch
 
 from aquakv.config import UnsupportedLayoutError
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
+from papercore.llm.rope import rotate_half
 
 
 def rotate(k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

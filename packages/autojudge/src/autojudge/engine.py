@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from papercore.hf_compat import cache_kwarg, output_cache
+from papercore.llm.hf_compat import cache_kwarg, output_cache
 
 Mode = Literal["lossless", "judge", "topk", "random", "accept_all"]
 MODES = ("lossless", "judge", "topk", "random", "accept_all")

@@ -1,5 +1,5 @@
 """The built-in target and draft: small Llamas trained on the arithmetic-chain task with
-``papercore.zoo`` recipes (cached by content hash), and loading of any model pair.
+``papercore.llm.zoo`` recipes (cached by content hash), and loading of any model pair.
 
 Both use the zoo's byte-level tokenizer with no merges (``vocab_size=260``: one token per
 character, so every digit and operator is its own token). The target is trained on text in the
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from autojudge import task
-from papercore import zoo
+from papercore.llm import zoo
 
 CORPUS_DOCS = {"train": 40_000, "test": 400}
 

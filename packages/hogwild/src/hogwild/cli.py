@@ -67,7 +67,7 @@ def _generate_config(opts: RunOptions, seed: int, **extra):
 
 def load_model(spec: str, common: CommonOptions):
     """``(model, tokenizer)``: zoo recipes and local folders through papercore, hub names through transformers."""
-    from papercore import zoo
+    from papercore.llm import zoo
 
     device, dtype = common.torch_device, common.torch_dtype
     if spec.startswith("zoo:") or Path(spec).exists():
@@ -306,7 +306,7 @@ def bench(opts: BenchOptions, common: CommonOptions) -> int:
             ids = torch.randint(3, 200, (w, 257), device=device)
             with torch.no_grad():
                 out = model(input_ids=ids[:, :-1], use_cache=True)
-                from papercore.hf_compat import cache_kwarg, output_cache
+                from papercore.llm.hf_compat import cache_kwarg, output_cache
 
                 past = output_cache(out)
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from papercore.llm.rope import rotate_half
+
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
 
 
@@ -79,12 +81,6 @@ class RopeSpec:
         return cls(
             rot.inv_freq.detach().float().clone(), float(getattr(rot, "attention_scaling", 1.0)), rope_type
         )
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``[x1, x2] -> [-x2, x1]`` over the last dimension (transformers' pairing convention)."""
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
 def cos_sin(positions: torch.Tensor, inv_freq: torch.Tensor, scaling: float = 1.0, dtype=torch.float32):

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
-from papercore.metrics import corpus_perplexity
-from papercore.zoo import load_model
+from papercore.llm.metrics import corpus_perplexity
+from papercore.llm.zoo import load_model
 from spqr import __version__
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ def _spqr_config(opts: QuantizeOptions):
 
 def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
     """Quantize a model block by block; save OUT/model, OUT/summary.json and OUT/resolved_config.json."""
-    from papercore.data import get_calibration_data
     from papercore.io import write_json
+    from papercore.llm.data import get_calibration_data
     from spqr.checkpoint import save_quantized
     from spqr.quantize import check_model, model_bits, quantize_
 
@@ -122,7 +122,7 @@ class EvalOptions:
 
 def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
     """Perplexity and bits of a saved SpQR model."""
-    from papercore.data import load_tokenizer
+    from papercore.llm.data import load_tokenizer
     from spqr.checkpoint import load_quantized
     from spqr.quantize import model_bits
 
@@ -173,9 +173,9 @@ def demo(common: CommonOptions) -> int:
 
     logging.getLogger("papercore").setLevel(logging.WARNING)
 
-    from papercore import zoo
-    from papercore.data import eval_windows, get_calibration_data, get_eval_stream
-    from papercore.metrics import perplexity
+    from papercore.llm import zoo
+    from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
+    from papercore.llm.metrics import perplexity
     from spqr.config import SpQRConfig
     from spqr.quantize import quantize_
 

@@ -1,7 +1,7 @@
 """SpQR quantization of one linear layer: GPTQ with small groups, bilevel statistics and outliers.
 
 For :math:`W \\in \\mathbb{R}^{d_{out} \\times d_{in}}` and the mean input covariance
-:math:`\\Sigma = \\frac1T X^\\top X` (float64, from :mod:`papercore.calib`), the objective is the
+:math:`\\Sigma = \\frac1T X^\\top X` (float64, from :mod:`papercore.llm.calib`), the objective is the
 layer's output error :math:`\\operatorname{tr}(\\Delta W\\, \\Sigma\\, \\Delta W^\\top)` and GPTQ
 works with :math:`H = 2\\Sigma` (the authors' convention; the factor only matters through the
 damping, which is relative to :math:`\\overline{\\operatorname{diag} H}` anyway).

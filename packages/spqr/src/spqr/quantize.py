@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from papercore.calib import BlockCheckpoints, BlockContext, CalibConfig, run_calibration
-from papercore.hf_compat import decoder_layers
+from papercore.llm.calib import BlockCheckpoints, BlockContext, CalibConfig, run_calibration
+from papercore.llm.hf_compat import decoder_layers
 from spqr.config import FP16_STATS, SpQRConfig
 from spqr.engine import quantize_weight
 from spqr.quantized_linear import QuantizedLinear

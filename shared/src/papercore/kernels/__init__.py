@@ -1,7 +1,6 @@
 """Shared kernels: each has a torch reference and a Triton kernel behind one function."""
 
-from papercore.kernels.hadamard import fwht, hadamard_matrix
-from papercore.kernels.packing import PackedCodes, pack_bits, packed_numel, unpack_bits
+from papercore.kernels.packing import pack_bits, packed_numel, unpack_bits
 from papercore.kernels.triton_guard import (
     TritonUnavailableError,
     autotune_configs,
@@ -12,9 +11,6 @@ from papercore.kernels.triton_guard import (
 )
 
 __all__ = [
-    "fwht",
-    "hadamard_matrix",
-    "PackedCodes",
     "pack_bits",
     "packed_numel",
     "unpack_bits",

@@ -22,8 +22,7 @@ with ``words.view(torch.uint32)`` (or ``& 0xFFFFFFFF`` in int64) to see the unsi
 
 Packing runs along the last dimension, each row on its own, so a kernel can address row ``r``
 of a ``[rows, L]`` code matrix as row ``r`` of the ``[rows, packed_numel(L, k)]`` word matrix.
-Pack a whole tensor as one stream with ``pack_bits(codes.reshape(-1), k)`` or
-:meth:`PackedCodes.pack`.
+Pack a whole tensor as one stream with ``pack_bits(codes.reshape(-1), k)``.
 
 Backends: ``"torch"`` (vectorized reference, any device, ``W`` in {8, 16, 32, 64}), ``"triton"``
 (``W = 32`` only) and ``"auto"`` (Triton for CUDA tensors with ``W = 32``, torch elsewhere).
@@ -33,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
 
@@ -435,50 +433,3 @@ def unpack_bits(
     if _backend(backend, words.device, word_bits) == "triton":
         return _unpack_triton(words, bits, length, dtype)
     return _unpack_torch(words, bits, length, word_bits, dtype)
-
-
-@dataclass
-class PackedCodes:
-    """A whole tensor of codes packed as one bitstream (the layout of :func:`pack_bits`).
-
-    Attributes
-    ----------
-    words : torch.Tensor
-        1-D words, ``packed_numel(prod(shape), bits, word_bits)`` of them.
-    bits : int
-        Code width.
-    shape : tuple of int
-        Shape of the unpacked codes.
-    word_bits : int
-        Word width.
-    """
-
-    words: torch.Tensor
-    bits: int
-    shape: tuple[int, ...]
-    word_bits: int = 32
-
-    @classmethod
-    def pack(
-        cls, codes: torch.Tensor, bits: int, *, word_bits: int = 32, backend: str = "auto"
-    ) -> PackedCodes:
-        """Pack ``codes`` (any shape) as one stream; see :func:`pack_bits`."""
-        words = pack_bits(codes.reshape(-1), bits, word_bits=word_bits, backend=backend)
-        return cls(words, bits, tuple(codes.shape), word_bits)
-
-    @property
-    def numel(self) -> int:
-        """Number of codes."""
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the words: ``ceil(numel * bits / word_bits) * word_bits / 8``."""
-        return self.words.numel() * self.words.element_size()
-
-    def unpack(self, dtype: torch.dtype = torch.int32, *, backend: str = "auto") -> torch.Tensor:
-        """The codes, with their original shape."""
-        codes = unpack_bits(
-            self.words, self.bits, self.numel, word_bits=self.word_bits, dtype=dtype, backend=backend
-        )
-        return codes.view(self.shape)

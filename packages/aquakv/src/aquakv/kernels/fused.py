@@ -162,7 +162,7 @@ def _kernel():
 
 @functools.cache
 def _hadamard(G: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    from papercore.kernels.hadamard import hadamard_matrix
+    from aquakv.kernels.hadamard import hadamard_matrix
 
     return hadamard_matrix(G, dtype=dtype, device=device).contiguous()
 

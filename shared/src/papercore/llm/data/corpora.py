@@ -10,11 +10,11 @@
   ``datasets>=4`` refuses; pass local ``ptb.{train,valid,test}.txt`` files instead.
 * ``c4``: ``allenai/c4``, English shard 0 only (``en/c4-train.00000-of-01024.json.gz`` and
   ``en/c4-validation.00000-of-00008.json.gz``), as in GPTQ/SparseGPT; the evaluation text is the first
-  1100 validation documents joined with ``" "`` (then 256 windows, see :func:`~papercore.data.eval_windows`).
+  1100 validation documents joined with ``" "`` (then 256 windows, see :func:`~papercore.llm.data.eval_windows`).
 * ``redpajama``: ``togethercomputer/RedPajama-Data-1T-Sample`` (the AQLM/SpQR calibration set), train
   only. Its repository also holds a loading script, so its ``*.jsonl`` files are read with the
   packaged ``json`` builder through ``hf://`` paths.
-* ``stdlib``: the offline corpus of :mod:`papercore.data.stdlib_corpus`.
+* ``stdlib``: the offline corpus of :mod:`papercore.llm.data.stdlib_corpus`.
 * a local path: a ``.txt`` file (one document), ``.jsonl``/``.json`` (field ``text`` by default;
   ``.gz`` allowed), ``.parquet``, a folder saved by ``datasets.Dataset.save_to_disk``, or a folder of
   such files read recursively in sorted path order. A folder holding entries named after splits
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from papercore.data.stdlib_corpus import SPLITS, normalize_split, stdlib_corpus
+from papercore.llm.data.stdlib_corpus import SPLITS, normalize_split, stdlib_corpus
 
 logger = logging.getLogger(__name__)
 

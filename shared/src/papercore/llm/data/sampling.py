@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from papercore.data.corpora import corpus_spec, load_text
+from papercore.llm.data.corpora import corpus_spec, load_text
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def get_calibration_data(
     Parameters
     ----------
     name_or_path, split, text_field
-        As for :func:`~papercore.data.load_text`.
+        As for :func:`~papercore.llm.data.load_text`.
     tokenizer : transformers tokenizer
         The model's tokenizer.
     nsamples, seqlen, seed

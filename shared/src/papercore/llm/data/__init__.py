@@ -11,7 +11,7 @@
 ``datasets``, ``tokenizers`` and ``transformers`` are imported only when a function needs them.
 """
 
-from papercore.data.corpora import (
+from papercore.llm.data.corpora import (
     CORPORA,
     CorpusNotFoundError,
     CorpusSpec,
@@ -19,7 +19,7 @@ from papercore.data.corpora import (
     hub_reachable,
     load_text,
 )
-from papercore.data.sampling import (
+from papercore.llm.data.sampling import (
     eval_windows,
     get_calibration_data,
     get_eval_stream,
@@ -27,14 +27,14 @@ from papercore.data.sampling import (
     subset_docs,
     token_stream,
 )
-from papercore.data.stdlib_corpus import (
+from papercore.llm.data.stdlib_corpus import (
     split_of,
     stdlib_corpus,
     stdlib_corpus_info,
     stdlib_docstrings,
     stdlib_files,
 )
-from papercore.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
+from papercore.llm.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
 
 __all__ = [
     "CORPORA",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from papercore.data import train_tokenizer
+from papercore.llm.data import train_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +15,6 @@ def tokenizer_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokenizer(tokenizer_dir):
-    from papercore.data import load_tokenizer
+    from papercore.llm.data import load_tokenizer
 
     return load_tokenizer(tokenizer_dir)

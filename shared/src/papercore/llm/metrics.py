@@ -1,7 +1,7 @@
 """Evaluation metrics for causal language models.
 
 :func:`perplexity` follows the GPTQ protocol: the evaluation stream is cut into
-non-overlapping windows of ``seqlen`` tokens (see :func:`papercore.data.eval_windows`), each
+non-overlapping windows of ``seqlen`` tokens (see :func:`papercore.llm.data.eval_windows`), each
 window is scored independently, and
 
 .. math:: \\mathrm{PPL} = \\exp\\Big(\\frac{1}{W (L-1)} \\sum_{w=1}^{W} \\sum_{t=2}^{L} -\\log p(x^w_t \\mid x^w_{<t})\\Big).
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from papercore.hf_compat import cache_kwarg, output_cache
+from papercore.llm.hf_compat import cache_kwarg, output_cache
 from papercore.runtime import progress as progress_bar
 
 
@@ -102,7 +102,7 @@ def corpus_perplexity(
     batch_size: int = 8,
 ) -> float:
     """:func:`perplexity` on the evaluation split of a named corpus or local path (the CLIs' evaluation)."""
-    from papercore.data import eval_windows, get_eval_stream
+    from papercore.llm.data import eval_windows, get_eval_stream
 
     stream = get_eval_stream(dataset, tokenizer)
     return perplexity(

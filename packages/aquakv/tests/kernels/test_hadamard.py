@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from aquakv.kernels.hadamard import MAX_LOG2, fwht, hadamard_matrix
 from papercore.kernels import TritonUnavailableError
-from papercore.kernels.hadamard import MAX_LOG2, fwht, hadamard_matrix
 from papercore.testing import assert_close_rel, tolerance, triton_or_skip
 
 SIZES = [2**k for k in range(1, MAX_LOG2 + 1)]

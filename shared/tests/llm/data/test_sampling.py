@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from papercore.data import (
+from papercore.llm.data import (
     eval_windows,
     get_calibration_data,
     get_eval_stream,
@@ -67,7 +67,7 @@ def test_token_stream_eos_and_joiner(tokenizer):
 
 
 def test_token_stream_needs_eos(tokenizer_dir):
-    from papercore.data import load_tokenizer
+    from papercore.llm.data import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
     tok.eos_token = None
@@ -97,7 +97,7 @@ def test_eval_stream_stdlib(tokenizer):
 
 
 def test_eval_stream_follows_corpus_protocol(tokenizer, monkeypatch):
-    sampling = importlib.import_module("papercore.data.sampling")
+    sampling = importlib.import_module("papercore.llm.data.sampling")
     calls = []
 
     def fake_load_text(name, split, **kwargs):

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from papercore.data import SPECIAL_TOKENS, load_tokenizer, stdlib_corpus, train_tokenizer
+from papercore.llm.data import SPECIAL_TOKENS, load_tokenizer, stdlib_corpus, train_tokenizer
 
 UNICODE = "naïve café — 日本語 ✓ 🚀\tf(a , b) ;  x = ' .'\n\r\n\x00end"
 
@@ -69,7 +69,7 @@ def test_training_is_deterministic():
 def test_training_is_deterministic_across_processes():
     # Rust hash maps are seeded per process: a tie broken by iteration order would show up here.
     code = (
-        "from papercore.data import stdlib_corpus, train_tokenizer; "
+        "from papercore.llm.data import stdlib_corpus, train_tokenizer; "
         "print(train_tokenizer(stdlib_corpus('validation'), vocab_size=1024).backend_tokenizer.to_str())"
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -193,7 +193,7 @@ RECIPES: dict[str, Recipe] = {
 
 # ------------------------------------------------------------------------------- corpora
 def _stdlib_split(split: str) -> list[str]:
-    from papercore.data import stdlib_corpus
+    from papercore.llm.data import stdlib_corpus
 
     return stdlib_corpus(split)
 
@@ -287,7 +287,7 @@ def load(
     """``(model, tokenizer)`` for a trained recipe, from the cache (built on first use)."""
     from transformers import AutoModelForCausalLM
 
-    from papercore.data import load_tokenizer
+    from papercore.llm.data import load_tokenizer
 
     path = load_path(recipe, device=device)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
@@ -299,7 +299,7 @@ def load_model(spec: str, *, device: str | torch.device | None = None, dtype: to
     a saved transformers model folder. The CLIs' ``--model`` argument."""
     from transformers import AutoModelForCausalLM
 
-    from papercore.data import load_tokenizer
+    from papercore.llm.data import load_tokenizer
 
     if spec.startswith("zoo:"):
         path = load_path(spec.removeprefix("zoo:"), device=device)
@@ -315,7 +315,7 @@ def load_model(spec: str, *, device: str | torch.device | None = None, dtype: to
 
 def tokenizer(vocab_size: int = 4096):
     """The shared local tokenizer (trained on the stdlib train split), cached on disk."""
-    from papercore.data import load_tokenizer, train_tokenizer
+    from papercore.llm.data import load_tokenizer, train_tokenizer
 
     key = hashlib.sha256(
         json.dumps({"vocab": vocab_size, "python": sys.version_info[:2]}).encode()
@@ -364,8 +364,8 @@ def train(
     """
     from transformers import AutoModelForCausalLM
 
-    from papercore.data import eval_windows, subset_docs, token_stream
-    from papercore.metrics import perplexity, unigram_perplexity
+    from papercore.llm.data import eval_windows, subset_docs, token_stream
+    from papercore.llm.metrics import perplexity, unigram_perplexity
     from papercore.runtime import progress as progress_bar
     from papercore.runtime import resolve_device
 

@@ -8,7 +8,7 @@ Design:
 * Special tokens, ids 0-3: ``<|bos|>``, ``<|eos|>``, ``<|pad|>``, ``<|unk|>`` (the last one exists only
   because some tools expect ``unk_token``; byte-level BPE never emits it).
 * No special token is added automatically: ``tokenizer(text)`` returns the BPE ids of the text only.
-  Callers add EOS between documents (:func:`~papercore.data.token_stream` does) and BOS if they want.
+  Callers add EOS between documents (:func:`~papercore.llm.data.token_stream` does) and BOS if they want.
 * Wrapped as :class:`transformers.PreTrainedTokenizerFast` with ``clean_up_tokenization_spaces=False``
   (the clean-up would break the round trip on code such as ``f(a , b)``); ``save_pretrained(dir)``
   then ``AutoTokenizer.from_pretrained(dir)`` (or :func:`load_tokenizer`) gives the same tokenizer.
@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Iterable
 
-from papercore.data.sampling import subset_docs
+from papercore.llm.data.sampling import subset_docs
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def train_tokenizer(
     if vocab_size < 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)} (bytes + special tokens)")
     if texts is None:
-        from papercore.data.stdlib_corpus import stdlib_corpus
+        from papercore.llm.data.stdlib_corpus import stdlib_corpus
 
         texts = stdlib_corpus("train")
     docs = [t for t in texts if t]

@@ -29,7 +29,7 @@ rounded once, like the torch reference.
 Examples
 --------
 >>> import torch
->>> from papercore.kernels.hadamard import fwht
+>>> from aquakv.kernels.hadamard import fwht
 >>> x = torch.randn(4, 8)
 >>> torch.allclose(fwht(fwht(x)), 8 * x, atol=1e-5)
 True
@@ -262,7 +262,7 @@ def _kernels():
     """Compile-on-first-use: Triton is imported only when a Triton path runs."""
     global _KERNELS
     if _KERNELS is None:
-        from papercore.kernels import _hadamard_triton
+        from aquakv.kernels import _hadamard_triton
 
         _KERNELS = _hadamard_triton
     return _KERNELS

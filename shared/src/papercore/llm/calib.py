@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from papercore.hf_compat import decoder_layers
+from papercore.llm.hf_compat import decoder_layers
 from papercore.runtime import progress as progress_bar
 
 log = logging.getLogger(__name__)

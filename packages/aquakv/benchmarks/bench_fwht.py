@@ -1,4 +1,4 @@
-"""GPU benchmark and accuracy check of the Triton FWHT (papercore.kernels.hadamard).
+"""GPU benchmark and accuracy check of the Triton FWHT (aquakv.kernels.hadamard).
 
 Usage: python shared/benchmarks/bench_fwht.py [--json docs/benchmarks/papercore_fwht.json]
 
@@ -12,6 +12,7 @@ import sys
 
 import torch
 
+from aquakv.kernels.hadamard import fwht_torch, fwht_triton
 from papercore.bench import (
     Entry,
     command_line,
@@ -21,7 +22,6 @@ from papercore.bench import (
     today,
     write_results,
 )
-from papercore.kernels.hadamard import fwht_torch, fwht_triton
 from papercore.testing import rel_error
 
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}

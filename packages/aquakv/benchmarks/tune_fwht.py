@@ -9,8 +9,8 @@ import itertools
 
 import torch
 
+from aquakv.kernels import hadamard as F
 from papercore.bench import copy_bandwidth_gbs, cuda_time_ms
-from papercore.kernels import hadamard as F
 from papercore.testing import rel_error
 
 ap = argparse.ArgumentParser()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from papercore.data import CORPORA, CorpusNotFoundError, load_text, stdlib_corpus
+from papercore.llm.data import CORPORA, CorpusNotFoundError, load_text, stdlib_corpus
 
 DOCS = ["first document", "", "tröisième ✓ документ\nwith two lines"]
 
@@ -140,7 +140,7 @@ def test_unreachable_hub_without_offline_env(monkeypatch, tmp_path):
         "https_proxy",
     ):
         monkeypatch.delenv(var, raising=False)
-    corpora_module = importlib.import_module("papercore.data.corpora")
+    corpora_module = importlib.import_module("papercore.llm.data.corpora")
     monkeypatch.setattr(corpora_module, "_probe", lambda host, port: False)
     t0 = time.perf_counter()
     with pytest.raises(CorpusNotFoundError, match=r"wikitext2 \(Salesforce/wikitext\) could not be loaded"):

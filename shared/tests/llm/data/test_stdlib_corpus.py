@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from papercore.data import split_of, stdlib_corpus, stdlib_corpus_info, stdlib_docstrings, stdlib_files
+from papercore.llm.data import split_of, stdlib_corpus, stdlib_corpus_info, stdlib_docstrings, stdlib_files
 
 # Pins the documented rule: bucket = int(sha256(relative posix path)[:8], big-endian) % 100;
 # <90 train, <95 validation, else test. Changing the rule must fail this test.
@@ -79,7 +79,7 @@ def test_splits_disjoint_covering_and_stable():
 def test_split_independent_of_listing_order(monkeypatch):
     expected = stdlib_files("test"), stdlib_corpus("test")
     # The package re-exports the function under the module's name, hence import_module.
-    stdlib_module = importlib.import_module("papercore.data.stdlib_corpus")
+    stdlib_module = importlib.import_module("papercore.llm.data.stdlib_corpus")
     original = stdlib_module._list_files
     monkeypatch.setattr(stdlib_module, "_list_files", lambda root: list(reversed(original(root))))
     assert (stdlib_files("test"), stdlib_corpus("test")) == expected

@@ -1,4 +1,4 @@
-"""Triton kernel behind :func:`papercore.kernels.hadamard.fwht_triton` (imported lazily)."""
+"""Triton kernel behind :func:`aquakv.kernels.hadamard.fwht_triton` (imported lazily)."""
 
 import triton
 import triton.language as tl

@@ -1,0 +1,5 @@
+import sys
+
+from papercore.app import main
+
+sys.exit(main())
