@@ -86,7 +86,7 @@ CONFIGS = _configs()
 def _required_values(cls):
     hints = typing.get_type_hints(cls)
     sample = {int: 1, float: 1.0, str: "x", bool: False}
-    return {f.name: sample.get(hints[f.name], None) for f in dataclasses.fields(cls)
+    return {f.name: sample.get(hints[f.name]) for f in dataclasses.fields(cls)
             if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}  # fmt: skip
 
 

@@ -326,7 +326,13 @@ app = CLI(
     [
         Command("mine", mine, "label draft/target mismatches by the semi-greedy search", MineOptions),
         Command("train", train, "fit the judge on hidden states of mined mismatches", TrainOptions),
-        Command("generate", generate, "speculative decoding of one prompt", GenerateOptions, add_arguments=_add_prompt),
+        Command(
+            "generate",
+            generate,
+            "speculative decoding of one prompt",
+            GenerateOptions,
+            add_arguments=_add_prompt,
+        ),
         Command("eval", evaluate, "accuracy and speed of every method and threshold", EvalOptions),
         Command("pipeline", pipeline, "mine -> train -> eval with a table and a plot", PipelineOptions),
         Command("demo", demo, "a small pipeline on the built-in task"),
