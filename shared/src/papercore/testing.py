@@ -169,7 +169,11 @@ def run_markdown(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    namespace: dict = {"__name__": "__docs__"}
+    import types
+
+    module = types.ModuleType(f"docs_{abs(hash(str(path)))}")
+    sys.modules[module.__name__] = module  # dataclasses and pickling look their module up there
+    namespace = module.__dict__
     listed = []
     env = {**os.environ, "PAPERCORE_PROGRESS": "0"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
