@@ -1,7 +1,10 @@
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from hogwild.cache import Row, SharedCache
+from hogwild.kernels import chunk_capacity, make_chunks
 from hogwild.rope import RopeSpec, rotate
 from papercore.testing import assert_close_rel
 
@@ -173,3 +176,80 @@ def test_a_deleted_block_is_a_clear_error_even_when_the_plan_was_cached():
     c.append_kv("b", *kv(2))
     plan = c.plan(rows)
     assert plan.block_names == ["a", "b"] and plan.loc[:, 0, 0].tolist() == [1, 3]
+
+
+class DeviceOps(TorchDispatchMode):
+    """Records every aten op with the devices of its tensor inputs and outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        ins = {t.device.type for t in tree_flatten((args, kwargs or {}))[0] if isinstance(t, torch.Tensor)}
+        outs = {t.device.type for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)}
+        self.ops.append((str(func), ins, outs))
+        return out
+
+
+def decode_setup(device):
+    c = SharedCache(2, 2, 16, make().rope, device=device, capacity=64)
+    for name, n in [("common", 20), ("a", 3), ("b", 5)]:
+        c.create(name, capacity=32)
+        c.append_kv(name, *(t.to(device) for t in kv(n)))
+    views = {"a": ["common", "b", "a"], "b": ["common", "a", "b"]}
+    return c, views
+
+
+def test_a_decode_step_plans_on_the_device_without_reading_it_back():
+    # "meta" stands in for a GPU: its tensors hold no data, so any read back to the host (.item(),
+    # .tolist(), a boolean mask's nonzero) raises, and any op on a host tensor shows in the log
+    c, views = decode_setup("meta")
+    tokens = {w: torch.ones(1, dtype=torch.long, device="meta") for w in views}
+    c.commit(c.plan([Row(w, v, tokens[w]) for w, v in views.items()]))  # first step: layout uploaded
+    with DeviceOps() as rec:
+        plan = c.plan([Row(w, v, tokens[w]) for w, v in views.items()])
+        c.commit(plan)
+    host = [op for op in rec.ops if "cpu" in op[1] | op[2]]
+    assert not host, f"host work or host-to-device copies in a decode step's plan: {host[:5]}"
+    assert not any("local_scalar" in op[0] or "nonzero" in op[0] for op in rec.ops)
+    for t in (plan.input_ids, plan.position_ids, plan.loc, plan.rot, plan.chunks, plan.write_dst):
+        assert t.device.type == "meta"
+    assert c.lengths() == {"common": 20, "a": 5, "b": 7}  # the host's bookkeeping still advances
+    # tokens given as lists: the input ids are the one host-to-device copy
+    with DeviceOps() as rec:
+        c.plan([Row(w, v, [4]) for w, v in views.items()])
+    copies = [op for op in rec.ops if op[0].startswith("aten._to_copy") and op[1] == {"cpu"}]
+    assert len(copies) == 1 and not any("local_scalar" in op[0] for op in rec.ops)
+
+
+def test_device_lengths_follow_every_host_change():
+    c, views = decode_setup("cpu")
+    c.merge("common", "a", count=2)
+    c.clear("b")
+    c.append_kv("b", *kv(70))  # outgrows its slots: moves
+    c.create("x", capacity=2000)  # the pool grows: every block moves
+    c.delete("x")
+    c.create("y")  # reuses x's entry
+    for _ in range(3):
+        c.commit(c.plan([Row(w, v, [1]) for w, v in views.items()]))
+    for name in c.blocks:
+        b = c._blocks[name]
+        assert (c._dev_len[b.entry].item(), c._dev_base[b.entry].item()) == (b.length, b.base), name
+
+
+def test_the_kernel_work_list_has_a_shape_fixed_by_the_step_structure():
+    c, views = decode_setup("cpu")
+    c.target_programs = 16
+    shapes = set()
+    for _ in range(160):  # lengths cross many multiples of the 64-key tile
+        plan = c.plan([Row(w, v, [1]) for w, v in views.items()])
+        shapes.add(tuple(plan.chunks.shape))
+        # the padded table is the host work list followed by empty chunks
+        want = make_chunks(plan.block_len.tolist(), plan.loc, c.num_kv_heads, c.target_programs)
+        assert plan.chunks[: len(want)].tolist() == want.tolist()
+        assert not plan.chunks[len(want) :].any()
+        c.commit(plan)
+    f, r = len(plan.block_names), len(views)
+    assert shapes == {(chunk_capacity(f, r, c.num_kv_heads, c.target_programs), 3)}

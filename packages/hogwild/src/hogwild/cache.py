@@ -10,6 +10,13 @@ row writes to, its *view* (an ordered list of block names, usually ending with i
 the tokens it feeds. :meth:`SharedCache.plan` turns the rows into the tables the attention op needs
 (``rot``/``limit``, see :mod:`hogwild.attention`); every row's new keys are written to the pool
 before any row attends, so workers see each other's tokens of the same step.
+
+The block lengths and bases are kept twice: as Python integers (the host's bookkeeping: slots,
+merges, capacity) and in two small device tensors that every change updates in place. ``plan``
+builds the tables from the device copies with tensor ops only and ``commit`` advances them with
+one ``index_copy_``, so a decode step reads nothing back from the device, copies nothing to it
+(given its tokens as device tensors) and launches the kernel on a grid fixed by the step's
+structure: the whole step can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hogwild.kernels.chunks import chunk_table
 from hogwild.rope import RopeSpec, rotate
 
 
@@ -27,16 +35,21 @@ class Block:
     name: str
     base: int
     capacity: int
+    entry: int  # index into the cache's device copies of the lengths and bases
     length: int = 0
 
 
 @dataclass
 class Row:
-    """One batch row of a forward pass: ``tokens`` are appended to ``write_to`` as seen from ``view``."""
+    """One batch row of a forward pass: ``tokens`` are appended to ``write_to`` as seen from ``view``.
+
+    ``tokens`` is a list of ids or a 1-D integer tensor; when every row's tokens are tensors on the
+    cache's device, the input ids are assembled there too (no host-to-device copy).
+    """
 
     write_to: str
     view: Sequence[str]
-    tokens: Sequence[int]
+    tokens: Sequence[int] | torch.Tensor
 
 
 @dataclass
@@ -50,21 +63,28 @@ class StepPlan:
     write_src: torch.Tensor  # [T] indices into the flattened [R*S] tokens that are written
     write_dst: torch.Tensor  # [T] pool slots they go to
     block_names: list[str]
-    block_base: torch.Tensor  # [F]
-    block_len: torch.Tensor  # [F], lengths after this pass's writes
-    loc: torch.Tensor  # [F, R, S]: query position in the row's view minus the block's start (-1: hidden)
-    rot: torch.Tensor  # [F, R, S]: extra rotation of a query already rotated at its local position
+    block_base: torch.Tensor  # [F] int32
+    block_len: torch.Tensor  # [F] int32, lengths after this pass's writes
+    loc: (
+        torch.Tensor
+    )  # [F, R, S] int32: query position in the row's view minus the block's start (-1: hidden)
+    rot: torch.Tensor  # [F, R, S] int32: extra rotation of a query already rotated at its local position
     new_lengths: dict[str, int] = field(default_factory=dict)
-    chunks: torch.Tensor | None = None  # [C, 3] kernel work list
-    max_view: int = 0  # the longest view, in tokens (a Python int: no device sync to read it)
+    chunks: torch.Tensor | None = None  # [C, 3] int32 kernel work list, C fixed by the structure
+    max_view: int = 0  # the longest view, in tokens (from the host's lengths: no device read)
+    write_entries: torch.Tensor | None = None  # [R] device entries of the rows' write blocks
+    write_lengths: torch.Tensor | None = None  # [R] their lengths after the pass (commit stores them)
 
 
 @dataclass
 class _Layout:
-    """The length-independent part of a pass's tables (cached per structure by :meth:`SharedCache.plan`)."""
+    """The length-independent part of a pass's tables (cached per structure by :meth:`SharedCache.plan`,
+    its tensors on the cache's device, uploaded once)."""
 
     names: list[str]  # blocks some row sees, in creation order
     width: int  # S, the longest row
+    entries: torch.Tensor  # [F]: each block's entry in the device lengths/bases
+    added: torch.Tensor  # [F]: tokens this pass appends to each block
     precedes: torch.Tensor  # [R, F, F]: 1 where block g comes before block f in row r's view
     member: torch.Tensor  # [F, R] bool: block f is in row r's view
     write_index: torch.Tensor  # [R]: each row's write block, as an index into names
@@ -111,10 +131,18 @@ class SharedCache:
             num_layers, num_kv_heads, capacity, self.v_head_dim, dtype=dtype, device=self.device
         )
         self._blocks: dict[str, Block] = {}
+        # device copies of every block's length and base, indexed by Block.entry
+        self._dev_len = torch.zeros(16, dtype=torch.long, device=self.device)
+        self._dev_base = torch.zeros(16, dtype=torch.long, device=self.device)
+        self._free_entries: list[int] = []
         self._top = 0  # first free slot after every block's region
         self._version = 0  # bumped whenever the set or order of blocks changes (plan's cache key)
         self._layouts: dict = {}
-        self.target_programs = 2 * 132  # split-K work items aimed at (two waves on an H200)
+        # split-K work items aimed at: two waves of the GPU's SMs (264 on an H100/H200); a handful
+        # elsewhere (the Triton interpreter runs programs one by one)
+        self.target_programs = 8
+        if self.device.type == "cuda":
+            self.target_programs = 2 * torch.cuda.get_device_properties(self.device).multi_processor_count
 
     @classmethod
     def for_model(cls, model, *, capacity: int = 1024, dtype=None, device=None) -> SharedCache:
@@ -159,21 +187,27 @@ class SharedCache:
             raise ValueError(f"block {name!r} already exists")
         if not name:
             raise ValueError("block names must be non-empty strings")
-        self._blocks[name] = Block(name, self._alloc(max(1, capacity)), max(1, capacity))
+        b = Block(name, self._alloc(max(1, capacity)), max(1, capacity), self._new_entry())
+        self._blocks[name] = b
         self._version += 1
+        self._sync(b)
 
     def reset(self) -> None:
         """Drop every block (the pool's memory is kept for reuse)."""
         self._blocks.clear()
+        self._free_entries.clear()
         self._version += 1
         self._top = 0
 
     def clear(self, name: str) -> None:
         """Empty a block (its slots are kept for reuse)."""
-        self._get(name).length = 0
+        b = self._get(name)
+        b.length = 0
+        self._sync(b)
 
     def delete(self, name: str) -> None:
-        del self._blocks[self._get(name).name]
+        b = self._blocks.pop(self._get(name).name)
+        self._free_entries.append(b.entry)
         self._version += 1
 
     def rename(self, old: str, new: str) -> None:
@@ -202,6 +236,7 @@ class SharedCache:
         self.keys[:, :, b.base + b.length : b.base + b.length + n] = keys.to(self.dtype)
         self.values[:, :, b.base + b.length : b.base + b.length + n] = values.to(self.dtype)
         b.length += n
+        self._sync(b)
 
     def merge(self, dst: str, src: str, count: int | None = None) -> None:
         """Move the first ``count`` tokens (default: all) of ``src`` to the end of ``dst``.
@@ -230,6 +265,8 @@ class SharedCache:
             self.keys[:, :, s.base : s.base + rest] = rotate(k, -n, inv)
             self.values[:, :, s.base : s.base + rest] = v
         s.length = rest
+        self._sync(d)
+        self._sync(s)
 
     def view_kv(self, view: Sequence[str], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The explicit ``[Hkv, T, D]`` keys and values of a view: blocks concatenated, each re-rotated
@@ -242,6 +279,20 @@ class SharedCache:
         return torch.cat(ks, dim=1), torch.cat(vs, dim=1)
 
     # ------------------------------------------------------------------ storage
+    def _new_entry(self) -> int:
+        if self._free_entries:
+            return self._free_entries.pop()
+        entry = len(self._blocks)  # entries 0..n-1 are taken when none is free
+        if entry >= self._dev_len.numel():  # (a new allocation: a captured step must be captured again)
+            grow = lambda t: torch.cat([t, torch.zeros_like(t)])
+            self._dev_len, self._dev_base = grow(self._dev_len), grow(self._dev_base)
+        return entry
+
+    def _sync(self, b: Block) -> None:
+        """Copy a block's length and base to the device (two fills: no host-to-device copy)."""
+        self._dev_len[b.entry] = b.length
+        self._dev_base[b.entry] = b.base
+
     def _alloc(self, n: int) -> int:
         if self._top + n > self.keys.shape[2]:
             self._grow(n)
@@ -260,6 +311,7 @@ class SharedCache:
             self.keys[:, :, base : base + b.length] = self.keys[:, :, b.base : b.base + b.length]
             self.values[:, :, base : base + b.length] = self.values[:, :, b.base : b.base + b.length]
             b.base = base
+            self._sync(b)
         b.capacity = new_cap
 
     def _grow(self, extra: int) -> None:
@@ -274,6 +326,7 @@ class SharedCache:
             keys[:, :, top : top + b.length] = self.keys[:, :, b.base : b.base + b.length]
             values[:, :, top : top + b.length] = self.values[:, :, b.base : b.base + b.length]
             b.base, top = top, top + b.capacity
+            self._sync(b)
         self.keys, self.values, self._top = keys, values, top
 
     @property
@@ -288,9 +341,13 @@ class SharedCache:
         """Reserve slots for every row's tokens and build the attention tables of one forward pass.
 
         What depends only on the *structure* of the pass (which blocks exist, each row's write block,
-        view and token count) is validated and tabulated once and cached (:class:`_Layout`); a decode
-        step, whose structure repeats while only lengths grow, then builds its tables with a few
-        vectorised CPU ops and moves them to the device in two copies.
+        view and token count) is validated, tabulated and moved to the device once per structure
+        (:class:`_Layout`). The tables themselves are then computed on the device from the device
+        copies of the block lengths and bases, with tensor ops only: nothing is read back to the
+        host, nothing is copied to the device except list tokens (one copy of the input ids), and
+        every table, the kernel's work list included, has a shape fixed by the structure. A decode
+        step, whose structure repeats while only lengths grow, can therefore be captured in a CUDA
+        graph (with its tokens as device tensors; re-capture after a block outgrows its slots).
         """
         rows = list(rows)
         if not rows:
@@ -302,61 +359,63 @@ class SharedCache:
             if len(self._layouts) >= 16:
                 self._layouts.pop(next(iter(self._layouts)))
             self._layouts[key] = lay
-        r, s, names = len(rows), lay.width, lay.names
-        new_len = {n: b.length for n, b in self._blocks.items()}
-        for row in rows:
-            new_len[row.write_to] += len(row.tokens)
+        # host bookkeeping (Python integers only): room for the new tokens, and the longest view
+        new_len = {row.write_to: self._blocks[row.write_to].length + len(row.tokens) for row in rows}
         for name, n in new_len.items():
             self._reserve(self._blocks[name], n)
+        max_view = max(sum(new_len.get(n, self._blocks[n].length) for n in row.view) for row in rows)
 
-        lens = torch.tensor([new_len[n] for n in names], dtype=torch.long)  # [F]
-        first = torch.tensor([self._blocks[row.write_to].length for row in rows], dtype=torch.long)  # [R]
-        wbase = torch.tensor([self._blocks[row.write_to].base for row in rows], dtype=torch.long)
-        starts = lay.precedes @ lens  # [R, F]: each block's start in each row's view
+        # device tables: tensor ops on the layout and the device lengths/bases
+        s = lay.width
+        before = self._dev_len[lay.entries]  # [F]
+        lens = before + lay.added  # [F], after this pass's writes
+        base = self._dev_base[lay.entries]  # [F]
+        first = before[lay.write_index]  # [R]: each row's first new local position
+        wbase = base[lay.write_index]  # [R]
+        starts = (lay.precedes * lens).sum(-1)  # [R, F]: each block's start in each row's view
         local = first[:, None] + lay.offsets  # [R, S]; negative offsets: padding
         own = starts.gather(1, lay.write_index[:, None])  # [R, 1]
         qpos = own + local  # [R, S]: each new token's position in its row's view
         seen = lay.member[:, :, None] & lay.valid[None]  # [F, R, S]
         loc = qpos[None] - starts.t()[:, :, None]
-        loc = torch.where(seen & (loc >= 0), loc, -1)
-        rot = torch.where(seen, (own - starts).t()[:, :, None].expand_as(loc), 0)
+        loc = torch.where(seen & (loc >= 0), loc, -1).to(torch.int32)
+        rot = torch.where(seen, (own - starts).t()[:, :, None], 0).to(torch.int32)
         pos = torch.where(lay.valid, local, 0)
-        dst = (wbase[:, None] + local)[lay.valid]
-        ids = torch.tensor(
-            [[pad_id] * (s - len(row.tokens)) + list(row.tokens) for row in rows], dtype=torch.long
-        )
-        view_len = (lay.member.t().long() * lens).sum(1)  # [R]
-        from hogwild.kernels.chunks import make_chunks
-
+        dst = (wbase[:, None] + local).flatten()[lay.write_src]
         # long inputs (prefill) already give the kernel many row tiles: fewer key splits, smaller partials
-        chunks = make_chunks(lens.tolist(), loc, self.num_kv_heads, max(1, self.target_programs // s))
-        base = torch.tensor([self._blocks[n].base for n in names], dtype=torch.long)
-        # two host-to-device copies (int64 for the model and the writes, int32 for the kernel)
-        n_tok = r * s
-        big = torch.cat([ids.flatten(), pos.flatten(), lay.write_src, dst]).to(self.device)
-        f_count = len(names)
-        small = torch.cat(
-            [base, lens, loc.flatten(), rot.flatten(), chunks.flatten().long(), lay.valid.flatten().long()]
-        ).to(device=self.device, dtype=torch.int32)
-        parts = small.split([f_count, f_count, loc.numel(), loc.numel(), chunks.numel(), n_tok])
-        n_w = lay.write_src.numel()
-        ids_d, pos_d, src_d, dst_d = big.split([n_tok, n_tok, n_w, n_w])
+        chunks = chunk_table(lens, loc, self.num_kv_heads, max(1, self.target_programs // s))
         return StepPlan(
             rows=rows,
-            input_ids=ids_d.view(r, s),
-            position_ids=pos_d.view(r, s),
-            valid=parts[5].view(r, s) != 0,
-            write_src=src_d,
-            write_dst=dst_d,
-            block_names=names,
-            block_base=parts[0],
-            block_len=parts[1],
-            loc=parts[2].view(f_count, r, s),
-            rot=parts[3].view(f_count, r, s),
-            new_lengths={row.write_to: new_len[row.write_to] for row in rows},
-            chunks=parts[4].view(-1, 3),
-            max_view=int(view_len.max()),
+            input_ids=self._input_ids(rows, s, pad_id),
+            position_ids=pos,
+            valid=lay.valid,
+            write_src=lay.write_src,
+            write_dst=dst,
+            block_names=lay.names,
+            block_base=base.to(torch.int32),
+            block_len=lens.to(torch.int32),
+            loc=loc,
+            rot=rot,
+            new_lengths=new_len,
+            chunks=chunks,
+            max_view=max_view,
+            write_entries=lay.entries[lay.write_index],
+            write_lengths=lens[lay.write_index],
         )
+
+    def _upload(self, t: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the cache's device (through pinned memory on CUDA: no stream sync)."""
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _input_ids(self, rows: list[Row], s: int, pad_id: int) -> torch.Tensor:
+        """``[R, S]`` left-padded ids: assembled on the device when every row's tokens are device tensors."""
+        if all(isinstance(row.tokens, torch.Tensor) and row.tokens.device == self.device for row in rows):
+            pad = lambda t: torch.nn.functional.pad(t.long(), (s - t.numel(), 0), value=pad_id)
+            return torch.stack([pad(row.tokens) for row in rows])
+        ids = [[pad_id] * (s - len(row.tokens)) + [int(t) for t in row.tokens] for row in rows]
+        return self._upload(torch.tensor(ids, dtype=torch.long))
 
     def _layout(self, rows: list[Row]) -> _Layout:
         """Validate the rows' structure and tabulate what does not depend on block lengths."""
@@ -383,23 +442,28 @@ class SharedCache:
         f_count = len(names)
         precedes = torch.zeros(r, f_count, f_count, dtype=torch.long)
         member = torch.zeros(f_count, r, dtype=torch.bool)
+        added = torch.zeros(f_count, dtype=torch.long)
         for i, row in enumerate(rows):
             order = [index[n] for n in row.view]
             for k, f in enumerate(order):
                 member[f, i] = True
                 precedes[i, f, order[:k]] = 1
+            added[index[row.write_to]] = len(row.tokens)
         pads = torch.tensor([s - len(row.tokens) for row in rows], dtype=torch.long)
         offsets = torch.arange(s)[None, :] - pads[:, None]  # [R, S]: index among the row's new tokens
         valid = offsets >= 0
+        up = self._upload
         return _Layout(
             names=names,
             width=s,
-            precedes=precedes,
-            member=member,
-            write_index=torch.tensor([index[row.write_to] for row in rows], dtype=torch.long),
-            offsets=offsets,
-            valid=valid,
-            write_src=torch.arange(r * s)[valid.flatten()],
+            entries=up(torch.tensor([self._blocks[n].entry for n in names], dtype=torch.long)),
+            added=up(added),
+            precedes=up(precedes),
+            member=up(member),
+            write_index=up(torch.tensor([index[row.write_to] for row in rows], dtype=torch.long)),
+            offsets=up(offsets),
+            valid=up(valid),
+            write_src=up(torch.arange(r * s)[valid.flatten()]),
         )
 
     def write(self, plan: StepPlan, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -429,6 +493,8 @@ class SharedCache:
         )
 
     def commit(self, plan: StepPlan) -> None:
-        """Record the lengths after a forward pass wrote every layer."""
+        """Record the lengths after a forward pass wrote every layer (on the host, and on the device
+        with one ``index_copy_`` of lengths the plan computed there)."""
         for name, n in plan.new_lengths.items():
             self._blocks[name].length = n
+        self._dev_len.index_copy_(0, plan.write_entries, plan.write_lengths)

@@ -61,11 +61,49 @@ def test_chunks_cover_visible_keys():
     chunks = make_chunks([100, 50, 130], loc, num_kv_heads=1, target_programs=4)
     covered = {}
     for f, a, b in chunks.tolist():
-        assert b > a and (b - a) % 64 == 0 or b == [10, 0, 130][f]
+        assert b > a and ((b - a) % 64 == 0 or b == [10, 0, 130][f])  # whole tiles, but for a block's last
         covered.setdefault(f, []).append((a, b))
     assert 1 not in covered  # the hidden block costs nothing
     assert covered[0] == [(0, 10)]  # keys beyond every row's limit are skipped
     assert sorted(covered[2])[0][0] == 0 and max(b for _, b in covered[2]) == 130
+
+
+class Launches:
+    """Stands in for a Triton kernel: records each launch grid, then launches."""
+
+    def __init__(self, kernel):
+        self.kernel, self.grids = kernel, []
+
+    def __getitem__(self, grid):
+        self.grids.append(tuple(grid))
+        return self.kernel[grid]
+
+
+def test_decode_steps_launch_one_grid_and_match_the_reference(monkeypatch):
+    triton_or_skip()
+    from hogwild.kernels import _triton
+    from hogwild.kernels.triton_ops import triton_attention
+
+    split = Launches(_triton.hogwild_split_kernel)
+    reduce = Launches(_triton.lse_reduce_kernel)
+    monkeypatch.setattr(_triton, "hogwild_split_kernel", split)
+    monkeypatch.setattr(_triton, "lse_reduce_kernel", reduce)
+    g = torch.Generator().manual_seed(3)
+    cache, plan, q = case(2, 1, 4, 2, 32, torch.float32, lengths=(10, 0, 3, 5))
+    cache.commit(plan)
+    for grow in (0, 60, 130, 400):  # the blocks grow between decode steps, the structure does not
+        if grow:
+            cache.append_kv("common", *torch.randn(2, 1, 2, grow, 32, generator=g))
+        rows = [Row(w, ["common", "empty", w], [1]) for w in ("w0", "w1")]
+        plan = cache.plan(rows)
+        cache.write(plan, 0, torch.randn(2, 2, 1, 32, generator=g), torch.randn(2, 2, 1, 32, generator=g))
+        cache.commit(plan)
+        q = torch.randn(2, 4, 1, 32, generator=g)
+        args = (q, cache.keys[0], cache.values[0], plan.block_base, plan.block_len, plan.rot, plan.loc)
+        want = reference_attention(*args, cache.rope.inv_freq, 32**-0.5)
+        got = triton_attention(*args, cache.rope.inv_freq, 32**-0.5, chunks=plan.chunks)
+        assert_close_rel(got, want, 1e-5)
+    assert len(split.grids) == 4 and len(set(split.grids)) == 1 and len(set(reduce.grids)) == 1
 
 
 def test_kernel_rejects_unsupported_head_dim():

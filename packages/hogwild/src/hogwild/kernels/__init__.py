@@ -4,7 +4,7 @@ Importing this package does not import Triton; :func:`triton_attention` does, th
 ``papercore.kernels.triton_guard``.
 """
 
-from hogwild.kernels.chunks import TILE, make_chunks
+from hogwild.kernels.chunks import TILE, chunk_capacity, chunk_table, make_chunks
 
 
 def triton_attention(*args, **kwargs):
@@ -14,4 +14,4 @@ def triton_attention(*args, **kwargs):
     return impl(*args, **kwargs)
 
 
-__all__ = ["TILE", "make_chunks", "triton_attention"]
+__all__ = ["TILE", "chunk_capacity", "chunk_table", "make_chunks", "triton_attention"]

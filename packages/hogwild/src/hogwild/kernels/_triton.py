@@ -88,12 +88,17 @@ def hogwild_split_kernel(
     lse = tl.where(seen, m_i + tl.log2(tl.where(seen, l_i, 1.0)), float("-inf"))
     row = ((c * R + r) * HQ + head) * S + s
     tl.store(LSEP + row, lse, mask=row_ok)
-    tl.store(OP + row[:, None] * DV + offs_d[None, :], out, mask=row_ok[:, None])
+    # rows that saw no key (an empty padding chunk: all of them) leave their partial unwritten;
+    # the reduce gives them weight 0 without reading it
+    tl.store(OP + row[:, None] * DV + offs_d[None, :], out, mask=(row_ok & seen)[:, None])
 
 
 @triton.jit
 def lse_reduce_kernel(OP, LSEP, OUT, C, ROWS, DV: tl.constexpr):
-    """``OUT[row] = sum_c 2^(lse_c - lse) OP[c, row]`` over the chunks (rows seen by no chunk: 0)."""
+    """``OUT[row] = sum_c 2^(lse_c - lse) OP[c, row]`` over the chunks (rows seen by no chunk: 0).
+
+    A chunk whose ``lse_c`` is ``-inf`` (it showed the row no key, or it is padding) weighs 0 and its
+    partial is not read (the split kernel did not write it)."""
     row = tl.program_id(0)
     offs_d = tl.arange(0, DV)
     m = tl.full([1], float("-inf"), tl.float32)
@@ -105,7 +110,8 @@ def lse_reduce_kernel(OP, LSEP, OUT, C, ROWS, DV: tl.constexpr):
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
         alpha = tl.exp2(m - m_safe)
         w = tl.exp2(lse - m_safe)
-        o = tl.load(OP + (c * ROWS + row).to(tl.int64) * DV + offs_d)
+        hit = (lse > float("-inf")) & (offs_d < DV)  # [DV]: skip the partials of chunks this row did not see
+        o = tl.load(OP + (c * ROWS + row).to(tl.int64) * DV + offs_d, mask=hit, other=0.0)
         acc = acc * alpha + w * o
         l = l * alpha + w
         m = m_new

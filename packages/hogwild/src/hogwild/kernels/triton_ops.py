@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from hogwild.kernels.chunks import TILE, make_chunks
+from hogwild.kernels.chunks import TILE, chunk_table
 from papercore.kernels.triton_guard import require_triton
 
 SUPPORTED_HEAD_DIMS = (32, 64, 128, 256)
@@ -27,7 +27,12 @@ def triton_attention(
     chunks: torch.Tensor | None = None,
     target_programs: int | None = None,
 ) -> torch.Tensor:
-    """Split-K query-rotation attention; same contract as :func:`hogwild.attention.reference_attention`."""
+    """Split-K query-rotation attention; same contract as :func:`hogwild.attention.reference_attention`.
+
+    ``chunks`` is the ``[C, 3]`` work list (:func:`hogwild.kernels.chunk_table`, built on the device
+    when omitted); the launch grid is ``(C, R, Hkv * M tiles)``, read from shapes only, and nothing is
+    read back from the device, so a call can be captured in a CUDA graph.
+    """
     require_triton(q.device)
     from hogwild.kernels import _triton
 
@@ -47,7 +52,7 @@ def triton_attention(
         if target_programs is None:
             sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 4
             target_programs = 2 * sms
-        chunks = make_chunks(block_len.tolist(), limit, hkv, target_programs)
+        chunks = chunk_table(block_len, limit, hkv, target_programs)
     chunks = chunks.to(device=q.device, dtype=torch.int32).contiguous()
     n_chunks = chunks.shape[0]
     if n_chunks == 0:
