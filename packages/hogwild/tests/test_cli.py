@@ -3,6 +3,7 @@ import json
 import pytest
 
 from hogwild import cli
+from hogwild.config import GenerateConfig
 from papercore.llm import zoo
 
 
@@ -77,13 +78,23 @@ def test_eval_writes_accuracy_per_budget(model_dir, tmp_path, capsys):
         {"problem": "Half of 10?", "solution": "so \\boxed{5}"},
     ]
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    rc = cli.main(["eval", "--dataset", str(data), "--model", model_dir, "--budgets", "3", "5", "--out",
-                   str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    rc = cli.main(["eval", "--dataset", str(data), "--model", model_dir, "--budget", "5", "--record-at", "3",
+                   "--out", str(tmp_path / "out"), "--device", "cpu", "--temperature", "1.0", "--seed", "7"])  # fmt: skip
     assert rc == 0
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(report["accuracy"]) == {"3", "5"} and len(report["problems"]) == 2
-    assert report["problems"][1]["gold"] == "5"
-    assert (tmp_path / "out" / "resolved_config.json").is_file()
+    assert report["problems"][1]["gold"] == "5" and report["seed"] == 7
+    # the resolved config loads back, and repeats the run
+    resolved = tmp_path / "out" / "resolved_config.json"
+    cfg = GenerateConfig.from_json(resolved)
+    assert cfg == GenerateConfig(budget=5, record_at=(3,), temperature=1.0)
+    saved = json.loads(resolved.read_text())
+    assert saved["options"]["dataset"] == str(data) and saved["common"]["seed"] == 7
+    assert cli.main(["eval", "--config", str(resolved), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert again["problems"] == [
+        {**p, "seconds": q["seconds"]} for p, q in zip(report["problems"], again["problems"])
+    ]
 
 
 def test_bench_runs_on_cpu(capsys):
@@ -139,7 +150,7 @@ def test_tokenizer_missing_prompt_text_is_one_line(model_dir, capsys, monkeypatc
 def test_eval_json_file_offline_is_marked_not_reproduced(model_dir, tmp_path, capsys):
     data = tmp_path / "set.json"
     data.write_text(json.dumps({"problems": [{"problem": "What is 3+4?", "expected_answer": "7"}]}))
-    rc = cli.main(["eval", "--dataset", str(data), "--model", model_dir, "--budgets", "2", "--out",
+    rc = cli.main(["eval", "--dataset", str(data), "--model", model_dir, "--budget", "2", "--out",
                    str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -165,3 +176,57 @@ def test_view_longer_than_a_sliding_window_is_one_line(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 2 and "sliding-window" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_seed_is_the_common_option(model_dir, capsys):
+    def sampled(*extra):
+        argv = [
+            "solve",
+            "--model",
+            model_dir,
+            "--budget",
+            "6",
+            "--plain",
+            "--temperature",
+            "1.0",
+            "--device",
+            "cpu",
+        ]
+        assert cli.main([*argv, *extra]) == 0
+        return capsys.readouterr().out.split("--- Alice", 1)[1].rsplit("forward passes", 1)[0]
+
+    assert sampled("--seed", "1") == sampled("--seed", "1") != sampled("--seed", "2")
+    assert sampled() == sampled("--seed", "0")  # the common default
+
+
+def test_config_file_presets_and_flags(model_dir, tmp_path, capsys):
+    conf = tmp_path / "run.yaml"
+    conf.write_text("workers: 3\nbudget: 4\nnames: [Ann, Ben, Cy]\nseed: 5\nplain: true\n")
+    rc = cli.main(["solve", "--config", str(conf), "--model", model_dir, "--budget", "3", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "3 workers (Ann, Ben, Cy)" in out and "budget 3 passes" in out  # flags beat the file
+    _, (cfg,), _, _ = cli.app.resolve(["demo", "--budget", "8"])  # the demo preset, then the flag
+    assert cfg == GenerateConfig(**{**cli.PRESETS["demo"], "budget": 8})
+    _, parts, common, _ = cli.app.resolve(["solve", "--preset", "demo", "--config", str(conf)])
+    assert parts[0].temperature == 0.8 and parts[0].budget == 4 and common.seed == 5  # file beats preset
+    assert cli.main(["solve", "--preset", "fast"]) == 2
+    assert "unknown preset 'fast'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse's choices: one line, exit 2
+        cli.main(["solve", "--layout", "zigzag"])
+    assert e.value.code == 2 and "invalid choice: 'zigzag'" in capsys.readouterr().err
+
+
+def test_every_generate_config_field_is_a_flag_of_solve_eval_and_demo():
+    parser = cli.app.parser()
+    subs = next(a for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict)).choices
+    for name in ("solve", "eval", "demo"):
+        flags = {s for a in subs[name]._actions for s in a.option_strings}
+        assert {"--" + f.replace("_", "-") for f in GenerateConfig.field_names()} <= flags
+        assert "--seed" in flags and "--preset" in flags
+
+
+def test_demo_runs_the_demo_preset(model_dir, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_model", lambda spec, common: zoo.load_model(model_dir)[:2])
+    rc = cli.main(["demo", "--budget", "4", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "2 workers (Alice, Bob)" in out and "forward passes: 4" in out

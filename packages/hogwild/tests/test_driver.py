@@ -181,3 +181,19 @@ def test_bad_options_are_clear():
 
     with pytest.raises(ValueError, match="cannot represent"):
         generate(ScriptedEngine({"Alice": "a"}), Lossy(), "q", workers=1, budget=2)
+
+
+def test_the_seed_is_a_keyword_and_options_are_config_fields():
+    def sampled(seed):
+        engine = ScriptedEngine({"Alice": "ab", "Bob": "cd"}, runner_up="z")  # two likely tokens
+        res = generate(engine, CharTokenizer(), "q", workers=2, budget=12, temperature=3.0, finisher=False,
+                       few_shot=False, seed=seed)  # fmt: skip
+        return res.workers
+
+    assert sampled(1) == sampled(1) != sampled(2)
+    with pytest.raises(TypeError, match="unknown option.*budgett"):
+        generate(ScriptedEngine({"Alice": "a"}), CharTokenizer(), "q", budgett=3)
+    # a config with names for 2 workers, asked for 3: the default names
+    cfg = GenerateConfig(workers=2, names=("Ann", "Ben"), few_shot=False, budget=2)
+    res = generate(ScriptedEngine({"Alice": "a"}), CharTokenizer(), "q", config=cfg, workers=3)
+    assert list(res.workers) == ["Alice", "Bob", "Carol"]

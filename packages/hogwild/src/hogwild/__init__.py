@@ -5,7 +5,9 @@
 * :func:`hogwild_attention`: query-rotation attention (torch reference and a Triton split-K kernel);
 * :class:`Engine`: a transformers decoder (Llama, Mistral, Qwen2, Qwen3) over a shared cache, hooked
   through transformers' attention-function interface;
-* :func:`generate`: the driver (layouts, steps, redundancy checks, budget, finisher).
+* :func:`generate`: the driver (layouts, steps, redundancy checks, budget, finisher), configured by
+  :class:`GenerateConfig` (the sampling seed is the ``seed=`` keyword, not a config field);
+* :func:`evaluate`: accuracy against the budget on math problems (:func:`load_problems`).
 """
 
 __version__ = "0.1.0"
@@ -15,6 +17,7 @@ from hogwild.attention import hogwild_attention, reference_attention
 from hogwild.cache import Row, SharedCache, StepPlan
 from hogwild.config import GenerateConfig
 from hogwild.driver import Hogwild, HogwildResult, StepRecord, generate
+from hogwild.evaluate import Problem, evaluate, load_problems
 from hogwild.model import Engine
 from hogwild.rope import RopeSpec, apply_rope, rotate
 
@@ -23,16 +26,19 @@ __all__ = [
     "GenerateConfig",
     "Hogwild",
     "HogwildResult",
+    "Problem",
     "RopeSpec",
     "Row",
     "SharedCache",
     "StepPlan",
     "StepRecord",
     "apply_rope",
+    "evaluate",
     "extract_boxed",
     "generate",
     "hogwild_attention",
     "is_correct",
+    "load_problems",
     "reference_attention",
     "rotate",
 ]

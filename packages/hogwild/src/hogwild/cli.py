@@ -8,60 +8,63 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from hogwild import __version__
-from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
+from hogwild.config import GenerateConfig
+from papercore.cli import CLI, Command, CommonOptions, Preset, UserError, write_resolved_config
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROBLEM = "What is the sum of all positive divisors of 12?"
-DEFAULT_MODEL = "zoo:draft"
+DEFAULT_MODEL = "zoo:tiny"
 ZOO_NOTE = (
     "note: zoo models are tiny and were trained on Python source code, so this shows the mechanics only "
     "(shared blocks, steps, history moves, budget, finisher); collaboration needs a reasoning-capable model "
     "(e.g. --model Qwen/QwQ-32B or a local folder of one)"
 )
 
+# Named sets of GenerateConfig values (--preset NAME): defaults <- preset <- --config FILE <- flags.
+PRESETS = {
+    "demo": {"budget": 64, "few_shot": False, "temperature": 0.8, "check_every": 32},
+}
+
+
+def _preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def _preset_option(default: str | None = None) -> Preset:
+    return Preset(
+        "preset",
+        _preset,
+        "named GenerateConfig values: demo (64 sampled passes, no worked examples: a quick CPU run)",
+        default,
+    )
+
 
 @dataclass
-class RunOptions:
+class ModelOptions:
+    """Run options: which model runs the workers (the method's options are GenerateConfig)."""
+
     model: str = field(
         default=DEFAULT_MODEL, metadata={"help": "zoo:NAME, a local model folder, or a hub name"}
     )
-    workers: int = field(default=2, metadata={"help": "number of workers"})
-    names: tuple[str, ...] = field(default=(), metadata={"help": "worker names (default Alice, Bob, ...)"})
-    layout: Literal["combined", "contiguous", "interleaved"] = "combined"
-    budget: int = field(default=96, metadata={"help": "forward passes (each emits one token per worker)"})
-    temperature: float = field(default=0.0, metadata={"help": "0: greedy"})
-    top_p: float = 1.0
-    check_every: int = field(default=256, metadata={"help": "redundancy check every N tokens (0: never)"})
-    few_shot: bool = field(default=True, metadata={"help": "include the collaboration examples"})
-    finisher: bool = field(default=True, metadata={"help": "force an answer when the budget runs out"})
-    backend: Literal["auto", "triton", "torch"] = "auto"
 
 
 @dataclass
-class SolveOptions(RunOptions):
+class SolveOptions(ModelOptions):
     plain: bool = field(default=False, metadata={"help": "plain text output even on a terminal"})
 
 
-def _generate_config(opts: RunOptions, seed: int, **extra):
-    from hogwild.config import GenerateConfig
-
-    return GenerateConfig(
-        workers=opts.workers,
-        names=tuple(opts.names),
-        layout=opts.layout,
-        budget=opts.budget,
-        temperature=opts.temperature,
-        top_p=opts.top_p,
-        check_every=opts.check_every,
-        few_shot=opts.few_shot,
-        finisher=opts.finisher,
-        backend=opts.backend,
-        seed=seed,
-        **extra,
+@dataclass
+class EvalOptions(ModelOptions):
+    dataset: str = field(default="builtin", metadata={"help": "JSON/JSONL file, a datasets name, or builtin"})
+    split: str = field(default="train", metadata={"help": "split of a datasets name"})
+    limit: int | None = field(default=None, metadata={"help": "first N problems"})
+    out: Path | None = field(
+        default=None, metadata={"help": "write results.json and resolved_config.json here"}
     )
 
 
@@ -149,22 +152,22 @@ class _Display:
         self.printed = len(driver.history)
 
 
-def solve(opts: SolveOptions, common: CommonOptions, problem: str | None = None) -> int:
+def solve(cfg: GenerateConfig, opts: SolveOptions, common: CommonOptions, problem: str | None = None) -> int:
     """Solve one problem with parallel workers, streaming them side by side."""
     from hogwild.driver import Hogwild
 
     problem = problem or DEFAULT_PROBLEM
-    cfg = _generate_config(opts, common.seed)
     model, tok = load_model(opts.model, common)
-    engine = _engine(model, tok, opts.backend)
+    engine = _engine(model, tok, cfg.backend)
     live = sys.stdout.isatty() and not opts.plain
-    driver = Hogwild(engine, tok, problem, cfg)
+    driver = Hogwild(engine, tok, problem, cfg, seed=common.seed)
+    names = cfg.worker_names
     print(
-        f"hogwild: {cfg.workers} workers ({', '.join(cfg.names)}), {cfg.layout} layout, budget {cfg.budget} passes"
+        f"hogwild: {cfg.workers} workers ({', '.join(names)}), {cfg.layout} layout, budget {cfg.budget} passes"
     )
     if opts.model.startswith("zoo:"):
         print(ZOO_NOTE)
-    display = _Display(list(cfg.names), live)
+    display = _Display(list(names), live)
     driver.callback = display
     try:
         with display:
@@ -190,37 +193,23 @@ def _add_problem(p):
     p.add_argument("problem", nargs="?", default=None, help=f"the problem (default: {DEFAULT_PROBLEM!r})")
 
 
-@dataclass
-class EvalOptions(RunOptions):
-    dataset: str = field(default="builtin", metadata={"help": "JSON/JSONL file, a datasets name, or builtin"})
-    split: str = "train"
-    limit: int | None = field(default=None, metadata={"help": "first N problems"})
-    budgets: tuple[int, ...] = field(default=(32, 64, 96), metadata={"help": "budgets to record accuracy at"})
-    out: Path | None = field(
-        default=None, metadata={"help": "write results.json and resolved_config.json here"}
-    )
-
-
-def evaluate_cmd(opts: EvalOptions, common: CommonOptions) -> int:
-    """Accuracy against the budget (forward passes) on a math data set."""
+def evaluate_cmd(cfg: GenerateConfig, opts: EvalOptions, common: CommonOptions) -> int:
+    """Accuracy against the budget (forward passes) on a math data set: scored at every
+    ``--record-at`` budget and at ``--budget``."""
     from hogwild.evaluate import evaluate, load_problems, reproduction_status
     from papercore.io import write_json
     from papercore.runtime import progress
 
     if opts.limit is not None and opts.limit < 1:
         raise UserError(f"--limit must be at least 1, got {opts.limit}")
-    if not opts.budgets or min(opts.budgets) < 1:
-        raise UserError(f"--budgets must be positive numbers of forward passes, got {list(opts.budgets)}")
     problems = load_problems(opts.dataset, opts.split, opts.limit)
     if not problems:
         raise UserError(f"dataset {opts.dataset} has no problems")
-    opts.budget = max(opts.budgets)
-    cfg = _generate_config(opts, common.seed)
     model, tok = load_model(opts.model, common)
-    engine = _engine(model, tok, opts.backend)
+    engine = _engine(model, tok, cfg.backend)
     try:
         report = evaluate(
-            engine, tok, problems, cfg, opts.budgets, progress=lambda x: progress(x, desc="problems")
+            engine, tok, problems, cfg, progress=lambda x: progress(x, desc="problems"), seed=common.seed
         )
     except NotImplementedError as e:  # e.g. a view longer than a sliding window
         raise UserError(str(e)) from e
@@ -237,18 +226,20 @@ def evaluate_cmd(opts: EvalOptions, common: CommonOptions) -> int:
     print(f"status: {status}")
     if opts.out:
         write_json(opts.out / "results.json", report)
-        write_resolved_config(opts.out, opts, common)
+        write_resolved_config(opts.out, cfg, opts, common=common)
         print(f"wrote {opts.out / 'results.json'}")
     return 0
 
 
 @dataclass
 class BenchOptions:
+    """What ``hogwild bench`` times (it runs no generation, so it takes no GenerateConfig)."""
+
     workers: tuple[int, ...] = field(default=(1, 2, 4), metadata={"help": "worker counts"})
     contexts: tuple[int, ...] = field(default=(512, 2048), metadata={"help": "tokens in each worker's view"})
-    q_heads: int = 8
-    kv_heads: int = 2
-    head_dim: int = 64
+    q_heads: int = field(default=8, metadata={"help": "query heads of the attention case"})
+    kv_heads: int = field(default=2, metadata={"help": "key/value heads of the attention case"})
+    head_dim: int = field(default=64, metadata={"help": "head dimension of the attention case"})
     model: str = field(
         default=DEFAULT_MODEL, metadata={"help": "model for the decode-step timing ('' to skip)"}
     )
@@ -320,10 +311,9 @@ def bench(opts: BenchOptions, common: CommonOptions) -> int:
     return 0
 
 
-def demo(common: CommonOptions) -> int:
-    """Two workers on the zoo draft model for 64 sampled forward passes (mechanics only)."""
-    opts = SolveOptions(budget=64, plain=True, few_shot=False, temperature=0.8, check_every=32)
-    return solve(opts, common, DEFAULT_PROBLEM)
+def demo(cfg: GenerateConfig, common: CommonOptions) -> int:
+    """Two workers on the zoo model, 64 sampled forward passes (mechanics only; the demo preset)."""
+    return solve(cfg, SolveOptions(plain=True), common, DEFAULT_PROBLEM)
 
 
 app = CLI(
@@ -334,12 +324,27 @@ app = CLI(
             "solve",
             solve,
             "solve a problem with parallel workers, streamed side by side",
-            SolveOptions,
+            config=GenerateConfig,
+            options=SolveOptions,
             add_arguments=_add_problem,
-        ),  # fmt: skip
-        Command("eval", evaluate_cmd, "accuracy against the budget on a math data set", EvalOptions),
-        Command("bench", bench, "time the attention and a decode step", BenchOptions),
-        Command("demo", demo, "two workers on the built-in zoo model (mechanics only)"),
+            preset=_preset_option(),
+        ),
+        Command(
+            "eval",
+            evaluate_cmd,
+            "accuracy against the budget on a math data set",
+            config=GenerateConfig,
+            options=EvalOptions,
+            preset=_preset_option(),
+        ),
+        Command("bench", bench, "time the attention and a decode step", options=BenchOptions),
+        Command(
+            "demo",
+            demo,
+            "two workers on the built-in zoo model (mechanics only)",
+            config=GenerateConfig,
+            preset=_preset_option("demo"),
+        ),
     ],
     version=__version__,
 )

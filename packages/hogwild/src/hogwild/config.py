@@ -1,32 +1,60 @@
-"""Options of a Hogwild! generation run, as a versioned dataclass."""
+"""Options of a Hogwild! generation run: :class:`GenerateConfig`, a :class:`papercore.config.Config`.
+
+The sampling seed is not part of the config: it is a run option, the common ``--seed`` of every
+``hogwild`` command and the ``seed=`` keyword of :func:`hogwild.generate`, :class:`hogwild.Hogwild`
+and :func:`hogwild.evaluate.evaluate`. Version 1 of the config carried a ``seed`` field; a saved
+version-1 dict still loads (``GenerateConfig.from_dict`` drops the field; the seed of a run is in
+the ``common`` section of its ``resolved_config.json`` and in ``results.json``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from hogwild.prompts import DEFAULT_NAMES
+from papercore.config import Config
 
-CONFIG_VERSION = 1
 LAYOUTS = ("combined", "contiguous", "interleaved")
 MAX_WORKERS = 64
 MAX_BUDGET = 1_000_000
 
 Layout = Literal["combined", "contiguous", "interleaved"]
+Backend = Literal["auto", "triton", "torch"]
+
+
+def _v1_to_v2(d: dict) -> dict:
+    d.pop("seed", None)  # the seed became a run option (the common --seed / the seed= keyword)
+    return d
+
+
+def default_names(workers: int) -> tuple[str, ...]:
+    """Alice, Bob, Carol, ... (Worker1, Worker2, ... beyond the built-in names)."""
+    if workers > len(DEFAULT_NAMES):
+        return tuple(f"Worker{i + 1}" for i in range(workers))
+    return DEFAULT_NAMES[:workers]
 
 
 @dataclass
-class GenerateConfig:
-    """How the workers are laid out, decode and stop."""
+class GenerateConfig(Config):
+    """How the workers are laid out, decode and stop.
+
+    ``names`` empty means the default names (:attr:`worker_names`). The sampling seed is a run
+    option, not a field (see the module docstring).
+    """
+
+    VERSION = 2
+    MIGRATIONS = {1: _v1_to_v2}
 
     workers: int = field(default=2, metadata={"help": f"number of workers (1..{MAX_WORKERS})"})
     names: tuple[str, ...] = field(
-        default=(), metadata={"help": "worker names (default: Alice, Bob, Carol, ...)"}
+        default=(), metadata={"help": "worker names, one per worker (empty: Alice, Bob, Carol, ...)"}
     )
     layout: Layout = field(default="combined", metadata={"help": "combined, contiguous or interleaved"})
-    budget: int = field(default=512, metadata={"help": "forward passes (each emits one token per worker)"})
+    budget: int = field(
+        default=512, metadata={"help": f"forward passes (each emits one token per worker; 1..{MAX_BUDGET})"}
+    )
     temperature: float = field(default=0.0, metadata={"help": "0: greedy; > 0: sampling"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (with temperature > 0)"})
     check_every: int = field(
@@ -48,31 +76,26 @@ class GenerateConfig:
         default=True, metadata={"help": "wrap the prompt in the tokenizer's chat template when it has one"}
     )
     record_at: tuple[int, ...] = field(
-        default=(), metadata={"help": "budgets at which to record the answer (finisher applied if needed)"}
+        default=(),
+        metadata={
+            "help": "budgets at which to record the answer (finisher applied if needed; eval scores them)"
+        },
     )
-    backend: str = field(default="auto", metadata={"help": "attention backend: auto, triton or torch"})
-    seed: int = 0
-    version: int = CONFIG_VERSION
+    backend: Backend = field(default="auto", metadata={"help": "attention backend: auto, triton or torch"})
 
-    def __post_init__(self):
-        if self.version != CONFIG_VERSION:
-            raise ValueError(f"version must be {CONFIG_VERSION} (this hogwild release), got {self.version}")
-        if not (isinstance(self.workers, int) and 1 <= self.workers <= MAX_WORKERS):
+    @property
+    def worker_names(self) -> tuple[str, ...]:
+        """``names``, or the default names for ``workers``."""
+        return self.names or default_names(self.workers)
+
+    def validate(self) -> None:
+        if not 1 <= self.workers <= MAX_WORKERS:
             raise ValueError(f"workers must be an integer in 1..{MAX_WORKERS}, got {self.workers!r}")
-        self.names = tuple(self.names)
-        self.suppress = tuple(self.suppress)
-        if not self.names:
-            if self.workers > len(DEFAULT_NAMES):
-                self.names = tuple(f"Worker{i + 1}" for i in range(self.workers))
-            else:
-                self.names = DEFAULT_NAMES[: self.workers]
-        if len(self.names) != self.workers:
+        if self.names and len(self.names) != self.workers:
             raise ValueError(f"names lists {len(self.names)} names for {self.workers} workers")
         if len(set(self.names)) != len(self.names) or any(not n.strip() for n in self.names):
             raise ValueError(f"names must be distinct and non-empty, got {list(self.names)}")
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {self.layout!r}")
-        if not (isinstance(self.budget, int) and 1 <= self.budget <= MAX_BUDGET):
+        if not 1 <= self.budget <= MAX_BUDGET:
             raise ValueError(
                 f"budget must be an integer in 1..{MAX_BUDGET} forward passes, got {self.budget!r}"
             )
@@ -80,15 +103,12 @@ class GenerateConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.check_every < 0 or self.finisher_tokens < 1:
-            raise ValueError("check_every must be >= 0 and finisher_tokens >= 1")
-        self.record_at = tuple(sorted(set(int(b) for b in self.record_at)))
+        if self.check_every < 0:
+            raise ValueError(f"check_every must be >= 0, got {self.check_every}")
+        if self.finisher_tokens < 1:
+            raise ValueError(f"finisher_tokens must be >= 1, got {self.finisher_tokens}")
+        self.record_at = tuple(sorted(set(self.record_at)))
         if any(b < 1 or b > self.budget for b in self.record_at):
             raise ValueError(
                 f"record_at budgets must be in 1..budget ({self.budget}), got {list(self.record_at)}"
             )
-        if self.backend not in ("auto", "triton", "torch"):
-            raise ValueError(f"backend must be auto, triton or torch; got {self.backend!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)

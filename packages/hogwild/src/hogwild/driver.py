@@ -90,7 +90,10 @@ class _Worker:
 
 
 class Hogwild:
-    """One run of the driver (see the module docstring); :meth:`run` returns a :class:`HogwildResult`."""
+    """One run of the driver (see the module docstring); :meth:`run` returns a :class:`HogwildResult`.
+
+    ``seed`` seeds the sampling (``temperature > 0``); it is a run option, not a config field.
+    """
 
     def __init__(
         self,
@@ -99,18 +102,21 @@ class Hogwild:
         problem: str,
         config: GenerateConfig | None = None,
         callback: Callable[[Hogwild], None] | None = None,
+        *,
+        seed: int = 0,
     ):
         self.engine, self.tok, self.problem = engine, tokenizer, problem
         self.cfg = config or GenerateConfig()
+        self.names = self.cfg.worker_names
         self.callback = callback
-        self.prompts = Prompts(self.cfg.names, self.cfg.layout, self.cfg.few_shot)
+        self.prompts = Prompts(self.names, self.cfg.layout, self.cfg.few_shot)
         check_tokenizer(tokenizer, self.prompts.pieces())
         self.suppress = self._suppress_ids()
         self.history: list[StepRecord] = []
         self.answer: str | None = None
         self.records: dict[int, str | None] = {}
         self.passes = 0
-        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.generator = torch.Generator().manual_seed(seed)  # sampling only (greedy needs none)
         self.workers: list[_Worker] = []
         self.prompt_text = ""
 
@@ -149,7 +155,7 @@ class Hogwild:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        cache, names, layout = self.engine.cache, self.cfg.names, self.cfg.layout
+        cache, names, layout = self.engine.cache, self.names, self.cfg.layout
         cache.reset()  # an engine is reused across problems: start from an empty cache
         self.prompt_text, prompt_ids = self._prompt()
         if not prompt_ids:
@@ -315,26 +321,34 @@ def generate(
     layout: str | None = None,
     config: GenerateConfig | None = None,
     callback: Callable[[Hogwild], None] | None = None,
+    seed: int = 0,
     **overrides,
 ) -> HogwildResult:
     """Solve ``problem`` with ``workers`` parallel workers over one shared cache.
 
     ``model`` is a transformers causal LM (or an :class:`~hogwild.model.Engine`); the other options
-    are :class:`~hogwild.config.GenerateConfig` fields (``budget``, ``temperature``, ``names``, ...).
+    are :class:`~hogwild.config.GenerateConfig` fields (``budget``, ``temperature``, ``names``, ...),
+    applied over ``config``. ``seed`` seeds the sampling.
     """
-    base = config.to_dict() if config is not None else {}
+    cfg = config or GenerateConfig()
+    changes = dict(overrides)
     if workers is not None:
-        base["workers"] = workers
-        if config is not None and len(config.names) != workers:
-            base["names"] = ()
+        changes["workers"] = workers
+        if "names" not in changes and cfg.names and len(cfg.names) != workers:
+            changes["names"] = ()  # the config's names were for another worker count
     if layout is not None:
-        base["layout"] = layout
-    base.update(overrides)
-    cfg = GenerateConfig(**base)
+        changes["layout"] = layout
+    unknown = sorted(set(changes) - set(GenerateConfig.field_names()))
+    if unknown:
+        raise TypeError(
+            f"generate() got unknown option(s) {', '.join(unknown)}; "
+            f"GenerateConfig fields: {', '.join(GenerateConfig.field_names())}"
+        )
+    cfg = cfg.replace(**changes) if changes else cfg
     engine = (
         model if isinstance(model, Engine) else Engine(model, backend=cfg.backend, pad_id=_pad_id(tokenizer))
     )
-    return Hogwild(engine, tokenizer, problem, cfg, callback).run()
+    return Hogwild(engine, tokenizer, problem, cfg, callback, seed=seed).run()
 
 
 def _pad_id(tokenizer) -> int:

@@ -79,17 +79,30 @@ def load_problems(source: str, split: str = "train", limit: int | None = None) -
 
 
 def evaluate(
-    model, tokenizer, problems: list[Problem], config: GenerateConfig, budgets, progress=None
+    model,
+    tokenizer,
+    problems: list[Problem],
+    config: GenerateConfig,
+    budgets=None,
+    progress=None,
+    *,
+    seed: int = 0,
 ) -> dict:
-    """Run every problem once with answers recorded at each budget; accuracy per budget."""
+    """Run every problem once with answers recorded at each budget; accuracy per budget.
+
+    ``budgets`` defaults to the config's ``record_at`` plus its ``budget``; the run goes to the
+    largest. ``seed`` seeds the sampling of every problem's run.
+    """
     from hogwild.driver import generate
 
+    if budgets is None:
+        budgets = (*config.record_at, config.budget)
     budgets = sorted(set(int(b) for b in budgets))
-    cfg = GenerateConfig(**{**config.to_dict(), "budget": max(budgets), "record_at": tuple(budgets)})
+    cfg = config.replace(budget=max(budgets), record_at=tuple(budgets))
     rows = []
     items = progress(problems) if progress else problems
     for p in items:
-        res = generate(model, tokenizer, p.problem, config=cfg)
+        res = generate(model, tokenizer, p.problem, config=cfg, seed=seed)
         rows.append(
             {
                 "problem": p.problem,
@@ -102,7 +115,7 @@ def evaluate(
             }
         )
     accuracy = {str(b): sum(r["correct"][str(b)] for r in rows) / max(1, len(rows)) for b in budgets}
-    return {"accuracy": accuracy, "problems": rows, "budgets": budgets, "config": cfg.to_dict()}
+    return {"accuracy": accuracy, "problems": rows, "budgets": budgets, "config": cfg.to_dict(), "seed": seed}
 
 
 MIN_REASONING_PARAMS = 1_000_000_000
