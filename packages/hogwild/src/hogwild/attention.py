@@ -50,7 +50,8 @@ def reference_attention(
 ) -> torch.Tensor:
     """Pure-torch query-rotation attention (float32 scores and softmax), output ``[R, Hq, S, Dv]``.
 
-    Rows that see no key at all get zeros.
+    Rows that see no key at all get zeros. A reference: it reads the block table back to the host
+    (one slice per block), so unlike the Triton path it cannot be captured in a CUDA graph.
     """
     _check(q, k_pool, v_pool, block_base, block_len, rot, limit, inv_freq)
     r, hq, s, _ = q.shape
