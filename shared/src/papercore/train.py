@@ -47,7 +47,7 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -259,39 +259,46 @@ class Trainer:
         return batch
 
     def optimize(
-        self, name: str, loss: torch.Tensor | Callable[[Any], torch.Tensor], batch: Any = None
-    ) -> float:
-        """One update of optimizer ``name``: zero its gradients, backward, clip, step (and its scheduler).
+        self,
+        name: str | Sequence[str],
+        loss: torch.Tensor | Callable[[Any], torch.Tensor],
+        batch: Any = None,
+    ) -> torch.Tensor:
+        """One update: zero the gradients of optimizer ``name`` (or of several names sharing one loss),
+        backward, clip, step (and the schedulers).
 
         ``loss`` is a scalar tensor, or a function of a batch; with a function and
         ``config.grad_accum = k`` the batch is split in ``k`` micro-batches whose gradients add up
-        to the gradient of the whole batch's mean loss. Returns the loss value.
+        to the gradient of the whole batch's mean loss. Returns the detached loss (no device sync).
         """
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
+        names = [name] if isinstance(name, str) else list(name)
+        for n in names:
+            self.optimizers[n].zero_grad(set_to_none=True)
         if callable(loss) and not isinstance(loss, torch.Tensor):
             k = self.config.grad_accum
             chunks = _split(batch, k) if k > 1 else [batch]
             total = 0.0
-            model = self.models[name]
             for i, chunk in enumerate(chunks):
-                sync = i == len(chunks) - 1 or not hasattr(model, "no_sync")
-                ctx = contextlib.nullcontext() if sync else model.no_sync()
-                with ctx:
+                with contextlib.ExitStack() as stack:
+                    if i < len(chunks) - 1:  # no gradient all-reduce until the last micro-batch
+                        for n in names:
+                            if hasattr(self.models[n], "no_sync"):
+                                stack.enter_context(self.models[n].no_sync())
                     value = loss(chunk) / len(chunks)
                     self.accelerator.backward(value)
-                total += float(value.detach())
-            value_out = total
+                total = total + value.detach()
+            out = total
         else:
             self.accelerator.backward(loss)
-            value_out = float(loss.detach())
-        if self.config.max_grad_norm > 0:
-            self.accelerator.clip_grad_norm_(self._plain[name].parameters(), self.config.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if name in self.schedulers:
-            self.schedulers[name].step()
-        return value_out
+            out = loss.detach()
+        for n in names:
+            if self.config.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(self._plain[n].parameters(), self.config.max_grad_norm)
+            self.optimizers[n].step()
+            self.optimizers[n].zero_grad(set_to_none=True)
+            if n in self.schedulers:
+                self.schedulers[n].step()
+        return out
 
     # ------------------------------------------------------------------ data
     def _batches(self, data: Any) -> Iterator[Any] | None:
