@@ -30,7 +30,7 @@ def main() -> int:
     logging.getLogger("papercore").setLevel(logging.WARNING)
     from aquakv.cache import AquaKVCache
     from aquakv.calibrate import calibrate
-    from aquakv.config import AquaKVConfig
+    from aquakv.config import AquaKVConfig, CalibrationConfig
     from aquakv.evaluate import cache_factory, chunked_perplexity, storage_report
     from aquakv.predictors import Predictors, RidgeAccumulator
     from aquakv.quantizer import HiggsQuantizer, IdentityQuantizer
@@ -77,7 +77,9 @@ def main() -> int:
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            r = calibrate(model, windows, cfg, valid_nsamples=n_val, progress=False, device=dev)
+            r = calibrate(
+                model, windows, cfg, CalibrationConfig(valid_nsamples=n_val), progress=False, device=dev
+            )
             return r, time.perf_counter() - t
 
         out = guarded(f"calibrate {name}", run, failures)

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from aquakv import AquaKVConfig, CalibrationConfig
 from aquakv.cli import main
 
 FAST = ["--nsamples", "4", "--seqlen", "48", "--valid-nsamples", "1", "--buffer-size", "16"]
@@ -28,6 +29,27 @@ def test_calibrate_eval_generate(tmp_path, capsys):
     assert main(gen) == 0
     assert "KV cache" in capsys.readouterr().out
 
+    # resolved_config.json holds the configs whole: it loads back and repeats the run
+    resolved = out / "resolved_config.json"
+    assert AquaKVConfig.from_json(resolved) == AquaKVConfig(buffer_size=16)
+    assert CalibrationConfig.from_json(resolved) == CalibrationConfig(nsamples=4, seqlen=48, valid_nsamples=1)
+    from aquakv.cli import app
+
+    cmd, parts, common, _ = app.resolve(
+        ["calibrate", "--config", str(resolved), "--out", str(tmp_path / "b")]
+    )
+    assert cmd.name == "calibrate" and parts[:2] == [
+        AquaKVConfig(buffer_size=16),
+        CalibrationConfig.from_json(resolved),
+    ]
+    assert parts[2].model == "zoo:tiny" and common.seed == 0
+    # --resume into a folder made with another config: one line naming the field, nothing overwritten
+    before = (out / "predictors.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["calibrate", "--out", str(out), "--resume", *FAST, "--percdamp", "0.01"]) == 2
+    _one_error_line(capsys, "percdamp")
+    assert (out / "predictors.safetensors").read_bytes() == before
+
 
 @pytest.mark.parametrize(
     "argv,needle",
@@ -36,7 +58,8 @@ def test_calibrate_eval_generate(tmp_path, capsys):
         (["calibrate", "--model", "/nonexistent"], "no config.json"),
         (["eval", "--methods", "foo"], "unknown method"),
         (["eval", "--predictors", "/nonexistent"], "predictors.json"),
-        (["calibrate", "--nsamples", "2", "--valid-nsamples", "2"], "valid-nsamples"),
+        (["calibrate", "--nsamples", "2", "--valid-nsamples", "2"], "valid_nsamples"),
+        (["generate", "--edenn-n", "24"], "edenn_n must be a power of two"),
     ],
 )
 def test_user_errors_exit_2(argv, needle, capsys):
@@ -120,3 +143,22 @@ def test_grids_lists_and_generates(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "aquakv" / "grids" / "edenn_d1_n8_seed0_v1.safetensors").is_file()
     assert main(["grids", "--d", "6"]) == 2
     _one_error_line(capsys, "both --d and --n")
+
+
+def test_config_file_values_and_bad_files(tmp_path, capsys):
+    (tmp_path / "ok.yaml").write_text("edenn_n: 64\nbuffer_size: 16\n")
+    from aquakv.cli import app
+
+    cmd, parts, _, _ = app.resolve(["generate", "--config", str(tmp_path / "ok.yaml"), "--edenn-n", "256"])
+    assert parts[0] == AquaKVConfig(edenn_n=256, buffer_size=16)  # flags override the file
+    (tmp_path / "bad.yaml").write_text("edenn_n: 24\n")
+    assert main(["generate", "--config", str(tmp_path / "bad.yaml")]) == 2
+    _one_error_line(capsys, "edenn_n")
+    with pytest.raises(SystemExit) as e:  # argparse's choices: one line, exit 2
+        main(["eval", "--scale-dtype", "int8"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("aquakv eval: error: ") and "invalid choice: 'int8'" in err[0]
+    (tmp_path / "typo.yaml").write_text("edenn_m: 64\n")
+    assert main(["eval", "--config", str(tmp_path / "typo.yaml")]) == 2
+    _one_error_line(capsys, "edenn_m")

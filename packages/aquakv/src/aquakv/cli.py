@@ -1,6 +1,9 @@
-"""``aquakv`` command line: ``calibrate``, ``eval``, ``generate``, ``info``, ``demo``.
+"""``aquakv`` command line: ``calibrate``, ``eval``, ``generate``, ``grids``, ``info``, ``demo``.
 
-Every command runs with no data arguments on the zoo ``tiny`` model and the offline stdlib corpus.
+Commands take the library's configs whole (every field of :class:`AquaKVConfig` and
+:class:`CalibrationConfig` is a flag and a ``--config`` key); paths, models and evaluation sizes
+are run options. Every command runs with no data arguments on the zoo ``tiny`` model and the
+offline stdlib corpus.
 """
 
 from __future__ import annotations
@@ -15,65 +18,23 @@ from pathlib import Path
 from typing import Literal
 
 from aquakv import __version__
-from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
+from aquakv.config import AquaKVConfig, CalibrationConfig
+from papercore.cli import CLI, Command, CommonOptions, UserError, check_resume, write_resolved_config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class QuantOptions:
-    edenn_d: int = field(default=2, metadata={"help": "grid dimension d"})
-    edenn_n: int = field(default=16, metadata={"help": "grid size n"})
-    group_size: int | None = field(
-        default=None, metadata={"help": "Hadamard group (default: all KV channels)"}
-    )
-    first_layer_bits: int = field(default=4, metadata={"help": "layer 0: 2, 3, 4 bits or 16 (fp16)"})
-    scale_dtype: str = "float16"
-    prefix_size: int = field(default=4, metadata={"help": "attention-sink tokens kept unquantized"})
-    buffer_size: int = field(default=128, metadata={"help": "recent tokens kept unquantized"})
+class CalibrateOptions:
+    """Run options of ``aquakv calibrate`` (the method's options are AquaKVConfig and CalibrationConfig)."""
 
-    def aquakv_config(self):
-        from aquakv.config import AquaKVConfig
-
-        names = (
-            "edenn_d",
-            "edenn_n",
-            "group_size",
-            "first_layer_bits",
-            "scale_dtype",
-            "prefix_size",
-            "buffer_size",
-        )
-        return AquaKVConfig(**{n: getattr(self, n) for n in names})
-
-
-@dataclass
-class CalibrateOptions(QuantOptions):
     model: str = field(default="zoo:tiny", metadata={"help": "model folder, or zoo:tiny / zoo:small"})
-    out: Path | None = field(default=None, metadata={"help": "output folder (default: a new temporary one)"})
     dataset: str = field(default="stdlib", metadata={"help": "calibration corpus name or local path"})
-    nsamples: int | None = field(
-        default=None, metadata={"help": "calibration windows (default 256; zoo: 32)"}
-    )
-    seqlen: int | None = field(default=None, metadata={"help": "tokens per window (default 8192; zoo: 256)"})
-    valid_nsamples: int | None = field(
-        default=None, metadata={"help": "held-out windows (default 32; zoo: 4)"}
-    )
-    percdamp: float = field(default=1e-3, metadata={"help": "ridge, as a fraction of mean diag(X^T X)"})
+    out: Path | None = field(default=None, metadata={"help": "output folder (default: a new temporary one)"})
     resume: bool = field(default=False, metadata={"help": "reuse the layers already saved in OUT/layers"})
-    offload: bool = field(default=False, metadata={"help": "keep activations on the CPU between layers"})
-
-
-def _sizes(opts: CalibrateOptions):
-    zoo = opts.model.startswith("zoo:")
-    n = opts.nsamples or (32 if zoo else 256)
-    L = opts.seqlen or (256 if zoo else 8192)
-    v = opts.valid_nsamples if opts.valid_nsamples is not None else (4 if zoo else 32)
-    if n < 2 or L < 2 or not 0 <= v < n:
-        raise UserError(
-            f"need --nsamples >= 2, --seqlen >= 2 and 0 <= --valid-nsamples < nsamples; got {n}, {L}, {v}"
-        )
-    return n, L, v
+    offload: bool = field(
+        default=False, metadata={"help": "keep activations and reconstructions on the CPU between layers"}
+    )
 
 
 def _load(spec: str, common: CommonOptions):
@@ -82,33 +43,36 @@ def _load(spec: str, common: CommonOptions):
     return load_model(spec, device=common.torch_device)
 
 
-def calibrate_cmd(opts: CalibrateOptions, common: CommonOptions) -> int:
+def calibrate_cmd(
+    cfg: AquaKVConfig, calib: CalibrationConfig, opts: CalibrateOptions, common: CommonOptions
+) -> int:
     """Fit the predictors; write OUT/predictors.{safetensors,json}, OUT/report.json, OUT/resolved_config.json."""
     from aquakv.cache import kv_layout
-    from aquakv.calibrate import calibrate
+    from aquakv.calibrate import calibrate, calibration_windows
     from papercore.io import write_json
-    from papercore.llm.data import get_calibration_data
 
-    cfg = opts.aquakv_config()
-    n, L, v = _sizes(opts)
+    calib = calib.resolved(small=opts.model.startswith("zoo:"))
     out = opts.out
     if out is not None and out.exists() and any(out.iterdir()) and not opts.resume:
         raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume)")
+    if opts.resume and out is not None:
+        check_resume(out, cfg, calib)  # another config in OUT: one line, exit 2, nothing written
     model, tok, src = _load(opts.model, common)
     layers, heads, hd = kv_layout(model.config)
     cfg.resolved_group(heads * hd)  # bad group sizes before any work
     out = out or Path(tempfile.mkdtemp(prefix="aquakv-"))
-    windows = get_calibration_data(opts.dataset, tok, n, L, seed=common.seed)
+    windows = calibration_windows(tok, calib, dataset=opts.dataset, seed=common.seed)
     print(
-        f"calibrating AQUA-KV predictors for {src} ({layers} layers, {heads * hd} KV channels) on {n}x{L} tokens"
+        f"calibrating AQUA-KV predictors for {src} ({layers} layers, {heads * hd} KV channels) on "
+        f"{calib.nsamples}x{calib.seqlen} tokens ({calib.valid_nsamples} windows held out)"
     )
-    res = calibrate(model, windows, cfg, percdamp=opts.percdamp, valid_nsamples=v, out_dir=out,
-                    resume=opts.resume, offload=opts.offload, device=common.torch_device)  # fmt: skip
+    write_resolved_config(out, cfg, calib, opts, common=common)
+    res = calibrate(model, windows, cfg, calib, out_dir=out, resume=opts.resume, offload=opts.offload,
+                    device=common.torch_device)  # fmt: skip
     res.predictors.save(out)
     rows = [r.as_dict() for r in res.layers]
     write_json(out / "report.json", {"model": str(src), "seconds": res.seconds, "layers": rows,
-                                     "config": cfg.to_dict(), "percdamp": opts.percdamp})  # fmt: skip
-    write_resolved_config(out, opts, common)
+                                     "config": cfg.to_dict(), "calibration": calib.to_dict()})  # fmt: skip
     fmt = lambda x: "   -  " if x is None else f"{x:.4f}"
     print("layer  key pred relMSE (bits)   value pred relMSE (bits)   key/value relMSE after quantization")
     for r in rows:
@@ -123,7 +87,9 @@ def calibrate_cmd(opts: CalibrateOptions, common: CommonOptions) -> int:
 
 
 @dataclass
-class EvalOptions(QuantOptions):
+class EvalOptions:
+    """Run options of ``aquakv eval`` (the cache's options are AquaKVConfig)."""
+
     model: str = field(default="zoo:tiny", metadata={"help": "model folder, or zoo:tiny / zoo:small"})
     predictors: Path | None = field(
         default=None, metadata={"help": "folder from `aquakv calibrate` (default: built-in)"}
@@ -136,7 +102,7 @@ class EvalOptions(QuantOptions):
     chunk_size: int = field(
         default=32, metadata={"help": "tokens fed per forward (chunked-feeding protocol)"}
     )
-    batch_size: int = 4
+    batch_size: int = field(default=4, metadata={"help": "windows per forward"})
 
 
 def _predictors(path, model, tok, cfg, common):
@@ -150,7 +116,7 @@ def _predictors(path, model, tok, cfg, common):
     return builtin_predictors(model, cfg, tok, seed=common.seed, device=common.torch_device, progress=True)
 
 
-def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
+def eval_cmd(cfg: AquaKVConfig, opts: EvalOptions, common: CommonOptions) -> int:
     """Chunked-feeding perplexity, bits per value and measured bytes per token of each method."""
     from aquakv.evaluate import METHODS, cache_factory, chunked_perplexity, storage_report
     from papercore.llm.data import eval_windows, get_eval_stream
@@ -160,7 +126,6 @@ def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
         raise UserError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHODS)}")
     if opts.chunk_size < 1 or opts.seqlen < 2:
         raise UserError("--chunk-size must be >= 1 and --seqlen >= 2")
-    cfg = opts.aquakv_config()
     model, tok, src = _load(opts.model, common)
     preds = _predictors(opts.predictors, model, tok, cfg, common) if "aquakv" in opts.methods else None
     test = eval_windows(get_eval_stream(opts.dataset, tok), opts.seqlen, max_windows=opts.windows)
@@ -193,17 +158,23 @@ def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
 
 
 @dataclass
-class GenerateOptions(QuantOptions):
+class GenerateOptions:
+    """Run options of ``aquakv generate`` (the cache's options are AquaKVConfig)."""
+
     model: str = field(default="zoo:tiny", metadata={"help": "model folder, or zoo:tiny / zoo:small"})
     predictors: Path | None = field(
         default=None, metadata={"help": "folder from `aquakv calibrate` (default: built-in)"}
     )
-    prompt: str = "import os\n\ndef read_config(path):\n"
-    max_new_tokens: int = 200
-    method: Literal["aquakv", "higgs"] = "aquakv"
+    prompt: str = field(
+        default="import os\n\ndef read_config(path):\n", metadata={"help": "text to continue"}
+    )
+    max_new_tokens: int = field(default=200, metadata={"help": "tokens to generate (greedy)"})
+    method: Literal["aquakv", "higgs"] = field(
+        default="aquakv", metadata={"help": "aquakv (with predictors) or higgs (without)"}
+    )
 
 
-def generate_cmd(opts: GenerateOptions, common: CommonOptions) -> int:
+def generate_cmd(cfg: AquaKVConfig, opts: GenerateOptions, common: CommonOptions) -> int:
     """Greedy generation with an AQUA-KV cache; prints the text and the KV memory against fp16."""
     import torch
 
@@ -213,7 +184,6 @@ def generate_cmd(opts: GenerateOptions, common: CommonOptions) -> int:
 
     if opts.max_new_tokens < 1:
         raise UserError("--max-new-tokens must be >= 1")
-    cfg = opts.aquakv_config()
     model, tok, src = _load(opts.model, common)
     preds = _predictors(opts.predictors, model, tok, cfg, common) if opts.method == "aquakv" else None
     cache = AquaKVCache(model, preds, cfg)
@@ -242,6 +212,8 @@ def generate_cmd(opts: GenerateOptions, common: CommonOptions) -> int:
 
 @dataclass
 class GridOptions:
+    """Run options of ``aquakv grids``."""
+
     d: int | None = field(default=None, metadata={"help": "grid dimension (with --n: generate that grid)"})
     n: int | None = field(default=None, metadata={"help": "grid size, a power of two"})
     grid_seed: int = field(default=0, metadata={"help": "seed of the Gaussian samples"})
@@ -304,26 +276,25 @@ def demo(common: CommonOptions) -> int:
     logging.getLogger("papercore").setLevel(logging.WARNING)
     info(common)
     opts = EvalOptions(windows=8, methods=("fp16", "aquakv", "higgs", "kivi2", "kivi4"))
-    return eval_cmd(opts, common)
+    return eval_cmd(AquaKVConfig(), opts, common)
 
 
 app = CLI(
     "aquakv",
     "AQUA-KV: KV-cache compression with inter-layer predictors and HIGGS vector quantization.",
     [
-        Command("calibrate", calibrate_cmd, "fit the inter-layer predictors of a model", CalibrateOptions),
-        Command(
-            "eval", eval_cmd, "chunked-feeding perplexity, bits and bytes of each cache method", EvalOptions
-        ),
-        Command(
-            "generate", generate_cmd, "generate with an AQUA-KV cache and report the memory", GenerateOptions
-        ),
-        Command("grids", grids_cmd, "list the grids; generate and cache one (--d 6 --n 4096)", GridOptions),
+        Command("calibrate", calibrate_cmd, "fit the inter-layer predictors of a model",
+                config=(AquaKVConfig, CalibrationConfig), options=CalibrateOptions),
+        Command("eval", eval_cmd, "chunked-feeding perplexity, bits and bytes of each cache method",
+                config=AquaKVConfig, options=EvalOptions),
+        Command("generate", generate_cmd, "generate with an AQUA-KV cache and report the memory",
+                config=AquaKVConfig, options=GenerateOptions),
+        Command("grids", grids_cmd, "list the grids; generate and cache one (--d 6 --n 4096)", options=GridOptions),
         Command("info", info, "version, grids and the storage of common shapes"),
         Command("demo", demo, "calibrate the built-in tiny model and compare the cache methods"),
     ],
     version=__version__,
-)
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

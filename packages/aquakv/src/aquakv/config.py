@@ -1,12 +1,18 @@
-"""AQUA-KV options as versioned dataclasses, plus the exact storage accounting."""
+"""AQUA-KV's configs (``papercore.config.Config``: versioned, type-checked, JSON round-trip) and the
+exact storage accounting.
+
+* :class:`AquaKVConfig` -- how the cache stores keys and values (grid, groups, layer 0, sink, buffer);
+* :class:`CalibrationConfig` -- how the predictors are fitted (windows, held-out windows, ridge).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-CONFIG_VERSION = 1
+from papercore.config import Config
+
 FIRST_LAYER_GRIDS = {2: (2, 16), 3: (2, 64), 4: (2, 256)}  # bits -> (d, n); 16 keeps layer 0 in fp16
 SCALE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 
@@ -23,12 +29,15 @@ def _pow2(x: int) -> bool:
 
 
 @dataclass
-class AquaKVConfig:
+class AquaKVConfig(Config):
     """How the cache stores keys and values (what the quantizer and the cache layout need).
 
     The defaults are the paper's: (2, 16) grid (2 bits per value), groups of the full channel width,
-    layer 0 at 4 bits with a (2, 256) grid, fp16 scales, 4 sink tokens and a 128-token fp16 buffer.
+    layer 0 at 4 bits with a (2, 256) grid, fp16 scales, 4 sink tokens and chunks of 128 tokens.
+    Saved configs of version 1 (the fields below) load unchanged.
     """
+
+    VERSION = 1
 
     edenn_d: int = field(default=2, metadata={"help": "grid dimension d"})
     edenn_n: int = field(default=16, metadata={"help": "grid size n (log2(n)/d bits per value)"})
@@ -39,18 +48,20 @@ class AquaKVConfig:
     first_layer_bits: int = field(
         default=4, metadata={"help": "layer 0 (no predictor): 2, 3, 4 bits or 16 (fp16)"}
     )
-    scale_dtype: str = field(default="float16", metadata={"help": "dtype of the per-group scales"})
-    prefix_size: int = field(default=4, metadata={"help": "attention-sink tokens kept in the model dtype"})
+    scale_dtype: Literal["float16", "bfloat16", "float32"] = field(
+        default="float16", metadata={"help": "dtype of the per-group scales"}
+    )
+    prefix_size: int = field(
+        default=4, metadata={"help": "attention-sink tokens (first positions) kept in the model dtype"}
+    )
     buffer_size: int = field(
         default=128,
-        metadata={"help": "recent tokens kept in the model dtype; a full buffer becomes one chunk"},
-    )
-    version: int = CONFIG_VERSION
+        metadata={"help": "chunk length: tokens are quantized in aligned chunks of this many, the rest "
+                  "(fewer than this) stay in the model dtype"},
+    )  # fmt: skip
 
-    def __post_init__(self):
-        if self.version != CONFIG_VERSION:
-            raise ValueError(f"version must be {CONFIG_VERSION} (this aquakv release), got {self.version}")
-        if not (isinstance(self.edenn_d, int) and self.edenn_d >= 1):
+    def validate(self) -> None:
+        if self.edenn_d < 1:
             raise ValueError(f"edenn_d must be an integer >= 1, got {self.edenn_d!r}")
         if not _pow2(self.edenn_n) or self.edenn_n < 2:
             raise ValueError(f"edenn_n must be a power of two >= 2, got {self.edenn_n!r}")
@@ -63,7 +74,7 @@ class AquaKVConfig:
         if self.scale_dtype not in SCALE_BYTES:
             raise ValueError(f"scale_dtype must be one of {', '.join(SCALE_BYTES)}, got {self.scale_dtype!r}")
         for name in ("prefix_size", "buffer_size"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+            if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
 
     def resolved_group(self, channels: int) -> int:
@@ -80,13 +91,68 @@ class AquaKVConfig:
             raise ValueError(f"group_size must be >= 2, got {g}")
         return g
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> AquaKVConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+# The paper's calibration set (256 windows of 8192 tokens, 32 held out) and the small one used for
+# the zoo models (seconds on a CPU).
+PAPER_CALIBRATION = {"nsamples": 256, "seqlen": 8192}
+SMALL_CALIBRATION = {"nsamples": 32, "seqlen": 256}
+
+
+@dataclass
+class CalibrationConfig(Config):
+    """How the predictors are fitted: calibration windows, held-out windows, ridge.
+
+    ``nsamples``/``seqlen`` left at None take the paper's 256 x 8192 tokens, or 32 x 256 for the
+    built-in zoo models (:meth:`resolved`); ``valid_nsamples`` None holds out one window in eight.
+    """
+
+    VERSION = 1
+
+    nsamples: int | None = field(
+        default=None, metadata={"help": "calibration windows (None: 256; zoo models: 32)"}
+    )
+    seqlen: int | None = field(
+        default=None, metadata={"help": "tokens per window (None: 8192; zoo models: 256)"}
+    )
+    valid_nsamples: int | None = field(
+        default=None,
+        metadata={"help": "held-out windows for the per-layer report (None: one in eight)"},
+    )
+    percdamp: float = field(default=1e-3, metadata={"help": "ridge, as a fraction of mean diag(X^T X)"})
+
+    def validate(self) -> None:
+        if self.nsamples is not None and self.nsamples < 2:
+            raise ValueError(f"nsamples must be >= 2, got {self.nsamples}")
+        if self.seqlen is not None and self.seqlen < 2:
+            raise ValueError(f"seqlen must be >= 2, got {self.seqlen}")
+        if self.valid_nsamples is not None and self.valid_nsamples < 0:
+            raise ValueError(f"valid_nsamples must be >= 0, got {self.valid_nsamples}")
+        if (
+            self.nsamples is not None
+            and self.valid_nsamples is not None
+            and self.valid_nsamples >= self.nsamples
+        ):
+            raise ValueError(
+                f"valid_nsamples ({self.valid_nsamples}) must be smaller than nsamples ({self.nsamples})"
+            )
+        if not (math.isfinite(self.percdamp) and self.percdamp >= 0):
+            raise ValueError(f"percdamp must be a finite number >= 0, got {self.percdamp}")
+
+    def resolved(self, small: bool = False) -> CalibrationConfig:
+        """A copy with the sizes filled in: the paper's, or the small set (``small``, zoo models)."""
+        sizes = SMALL_CALIBRATION if small else PAPER_CALIBRATION
+        n = self.nsamples if self.nsamples is not None else sizes["nsamples"]
+        seqlen = self.seqlen if self.seqlen is not None else sizes["seqlen"]
+        return self.replace(nsamples=n, seqlen=seqlen, valid_nsamples=self.holdout(n))
+
+    def holdout(self, nsamples: int) -> int:
+        """Held-out windows out of ``nsamples``: ``valid_nsamples``, or one in eight when None."""
+        v = self.valid_nsamples if self.valid_nsamples is not None else nsamples // 8
+        if not 0 <= v < nsamples:
+            raise ValueError(
+                f"valid_nsamples must be in [0, {nsamples - 1}] for {nsamples} calibration windows, got {v}"
+            )
+        return v
 
 
 def row_bytes(channels: int, d: int, n: int, group: int, scale_bytes: int = 2) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from aquakv.cache import AquaKVCache, kv_layout
-from aquakv.config import AquaKVConfig, config_bytes_per_token
+from aquakv.config import AquaKVConfig, CalibrationConfig, config_bytes_per_token
 from aquakv.kivi import KIVICache, hf_quantized_cache
 from aquakv.predictors import Predictors, model_fingerprint
 
@@ -85,9 +85,11 @@ def builtin_predictors(model, cfg: AquaKVConfig, tokenizer, *, nsamples: int = 3
     from papercore.llm.data import get_calibration_data
     from papercore.llm.zoo import cache_dir
 
-    key = json.dumps(
-        {"fp": model_fingerprint(model), "cfg": cfg.to_dict(), "n": nsamples, "L": seqlen, "s": seed}
-    )
+    fields = cfg.to_dict()
+    fields["version"] = fields.pop(
+        "version"
+    )  # the key's field order of aquakv 0.1 (cached predictors stay valid)
+    key = json.dumps({"fp": model_fingerprint(model), "cfg": fields, "n": nsamples, "L": seqlen, "s": seed})
     folder = cache_dir() / "aquakv" / "predictors" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if (folder / "predictors.json").is_file():
         try:
@@ -95,7 +97,9 @@ def builtin_predictors(model, cfg: AquaKVConfig, tokenizer, *, nsamples: int = 3
         except (ValueError, OSError):
             log.warning("cached predictors in %s are unreadable; recalibrating", folder)
     windows = get_calibration_data("stdlib", tokenizer, nsamples, seqlen, seed=seed)
-    result = calibrate(model, windows, cfg, progress=progress, device=device)
+    result = calibrate(
+        model, windows, cfg, CalibrationConfig(valid_nsamples=0), progress=progress, device=device
+    )
     from papercore.io import atomic_dir
 
     with atomic_dir(folder) as tmp:  # built under a temporary name, renamed into place
