@@ -106,7 +106,7 @@ def test_no_dequantized_copy_outlives_a_forward(keep):
     cache = AquaKVCache(m, Predictors.zeros(3, 32), cfg, keep_dequantized=keep, check_fingerprint=False)
     _feed(m, torch.randint(0, 256, (2, 3 + 48 + 5)), cache, [19, 16, 16, 1, 1, 1, 1, 1])
     tq = cache.layers[0].num_quantized
-    assert tq == 48 and cache.layers[0].num_buffer == 5
+    assert tq == 3 + 48 and cache.layers[0].num_buffer == 5  # the sink's slots are quantized too
     # Float tensors holding the quantized tokens (a token axis of length tq, C or head_dim wide).
     held = [p for p, t in _tensors(cache) if t.is_floating_point() and tq in t.shape[:-1]
             and t.shape[-1] in (16, 32)]  # fmt: skip
@@ -125,7 +125,10 @@ def test_measured_bytes_equal_the_formula():
     cache = AquaKVCache(m, None, cfg)
     _feed(m, torch.randint(0, 256, (2, 90)), cache, [32])
     mem = cache.memory()
-    assert mem["quantized_tokens"] == 86 - 86 % 16 or mem["quantized_tokens"] > 0
+    # Chunks of 16 positions after the 4-token sink, written at the start of the forward after the
+    # one that completes them: the third forward (26 tokens) starts with 64 tokens cached, so
+    # positions [4, 52) are in complete chunks and slots [0, 52) are quantized (the sink's too).
+    assert mem["quantized_tokens"] == 52 and cache.layers[0].num_buffer == 90 - 52
     per_token = mem["quantized"] / (2 * mem["quantized_tokens"])
     # by hand: layer 0 at (2,256): 32 codes x 8 bits = 32 B + 2 B scale; layers 1-2 at (2,16): 16 B + 2 B; K and V
     assert per_token == 2 * (32 + 2) + 2 * 2 * (16 + 2) == config_bytes_per_token(cfg, 3, 64)
@@ -210,3 +213,96 @@ def test_fused_backend_gives_the_torch_backends_logits():
         for be in ("torch", "triton")
     ]
     assert (outs[0] - outs[1]).abs().max() < 1e-4 * outs[0].abs().max()
+
+
+def _random_predictors(C, layers=3, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    preds = Predictors.zeros(layers, C)
+    for i in range(1, layers):
+        preds.key[i] = (torch.randn(C, C, generator=g) / C**0.5 * 0.5, torch.randn(C, generator=g) * 0.01)
+        preds.value[i] = (
+            torch.randn(C, 2 * C, generator=g) / (2 * C) ** 0.5 * 0.5,
+            torch.randn(C, generator=g) * 0.01,
+        )
+    return preds
+
+
+def test_left_padded_batch_gives_each_sequence_its_own_outputs():
+    """Positions come from position_ids: with real predictors and a real quantizer, each row of a
+    left-padded batch gets the logits of the same prompt generated alone (before, the un-rotation
+    used slot indices and the sink held pads: the padded rows differed by ~0.6 in the logits)."""
+    torch.manual_seed(0)
+    m = _model()
+    preds = _random_predictors(32)
+    cfg = AquaKVConfig(prefix_size=2, buffer_size=8, group_size=32)
+    g = torch.Generator().manual_seed(1)
+    prompts = [
+        torch.randint(3, 256, (n,), generator=g) for n in (21, 14, 9)
+    ]  # pads 0, 7, 12: not multiples of 8
+    T = max(len(p) for p in prompts)
+    ids, mask = torch.zeros(3, T, dtype=torch.long), torch.zeros(3, T, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, T - len(p) :], mask[i, T - len(p) :] = p, 1
+    make = lambda: AquaKVCache(m, preds, cfg, check_fingerprint=False)
+    kw = dict(
+        max_new_tokens=10, do_sample=False, pad_token_id=0, output_logits=True, return_dict_in_generate=True
+    )
+    cache = make()
+    batch = m.generate(ids, attention_mask=mask, **kw, **{cache_kwarg(m): cache})
+    assert cache.layers[0].num_quantized > 0
+    for i, p in enumerate(prompts):
+        alone = m.generate(p[None], **kw, **{cache_kwarg(m): make()})
+        a, b = torch.stack(batch.logits)[:, i], torch.stack(alone.logits)[:, 0]
+        assert (a - b).abs().max() < 1e-5 * b.abs().max(), i
+        assert torch.equal(batch.sequences[i, T:], alone.sequences[0, len(p) :])
+
+
+def test_right_padding_is_refused():
+    m = _model()
+    cache = AquaKVCache(m, None, AquaKVConfig(group_size=32))
+    pos = torch.tensor(
+        [[0, 1, 2, 3], [0, 1, 1, 1]]
+    )  # row 1 right-padded (transformers gives pads position 1)
+    with pytest.raises(ValueError, match="left padding"):
+        m(input_ids=torch.randint(3, 256, (2, 4)), position_ids=pos, **{cache_kwarg(m): cache})
+
+
+def test_crop_leaves_no_trace():
+    """Feeding A, then B, cropping B and feeding C gives C the logits of feeding A then C, with real
+    predictors and quantizer, also when B completes a chunk (written only at the next forward)."""
+    torch.manual_seed(0)
+    m = _model()
+    preds = _random_predictors(32)
+    cfg = AquaKVConfig(prefix_size=2, buffer_size=8, group_size=32)
+    a, b, c = (torch.randint(3, 256, (2, n)) for n in (20, 7, 5))  # 20 + 7 = 27 completes [18, 26)
+    make = lambda: AquaKVCache(m, preds, cfg, check_fingerprint=False)
+    key = cache_kwarg(m)
+    ref = make()
+    m(input_ids=a, **{key: ref})
+    want = m(input_ids=c, **{key: ref}).logits
+    cache = make()
+    assert cache.is_croppable
+    m(input_ids=a, **{key: cache})
+    m(input_ids=b, **{key: cache})
+    cache.crop(-7)
+    assert cache.get_seq_length() == 20
+    got = m(input_ids=c, **{key: cache}).logits
+    assert torch.equal(got, want)
+    assert cache.layers[0].num_quantized == ref.layers[0].num_quantized == 18
+    with pytest.raises(ValueError, match="quantized"):
+        cache.crop(-10)  # into the quantized slots
+
+
+def test_assisted_decoding_and_beam_search_match_the_plain_cache():
+    """With an identity quantizer the cache is exact, so assisted decoding (which crops the
+    rejected draft tokens) and beam search (which reorders rows) give transformers' own outputs."""
+    torch.manual_seed(0)
+    m = _model()
+    draft = zoo.random_model("llama", hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
+    ids = torch.randint(3, 256, (1, 20))
+    kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    ident = lambda: _identity_cache(m, prefix_size=2, buffer_size=8)
+    plain = m.generate(ids, **kw)
+    assert torch.equal(m.generate(ids, assistant_model=draft, **kw, **{cache_kwarg(m): ident()}), plain)
+    beams = m.generate(ids, num_beams=2, **kw)
+    assert torch.equal(m.generate(ids, num_beams=2, **kw, **{cache_kwarg(m): ident()}), beams)

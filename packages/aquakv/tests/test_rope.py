@@ -29,5 +29,6 @@ def test_stored_keys_are_the_pre_rope_k_norm_outputs_on_qwen3():
                         quantizer=IdentityQuantizer(C), first_quantizer=IdentityQuantizer(C), check_fingerprint=False)  # fmt: skip
     ids = torch.randint(0, 256, (1, 20))
     m(input_ids=ids, use_cache=True, **{cache_kwarg(m): cache})
+    m(input_ids=ids[:, :1], use_cache=True, **{cache_kwarg(m): cache})  # writes the 20 tokens (chunks of 1)
     stored = cache.layers[1].qk.codes  # identity quantizer, zero predictors: the pre-RoPE key itself
-    assert (stored - caught[0].reshape(1, 20, C)).abs().max() < 1e-5
+    assert stored.shape[1] == 20 and (stored - caught[0].reshape(1, 20, C)).abs().max() < 1e-5

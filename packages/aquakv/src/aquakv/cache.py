@@ -1,25 +1,40 @@
 r"""The AQUA-KV cache for transformers' per-layer Cache API (transformers >= 4.56, 5.x).
 
-Token layout of every layer (the same for all layers, decided once per forward at layer 0)::
+Token slots of every layer (the same for all layers and all rows of the batch)::
 
-    [ sink: first `prefix_size` tokens | quantized chunks (packed codes + scales) | recent buffer ]
-      model dtype, post-RoPE            pre-RoPE residuals of the predictors        model dtype, post-RoPE
+    [ quantized slots (packed codes + scales of predictor residuals) | recent buffer (model dtype) ]
 
-* New tokens fill the sink first, then the buffer. When the buffer holds ``buffer_size`` tokens
-  or more, the whole buffer becomes one write-once chunk, quantized layer by layer inside the
-  same forward: keys are un-rotated, predicted from layer L-1's reconstruction of the same
-  tokens (values from ``[K_hat_L, V_hat_{L-1}]``), and only the residual is quantized. On that
-  write step attention sees the buffer's original keys and values.
-* Reading layer L reconstructs all its quantized tokens from codes (decode + inverse Hadamard +
-  scale + predictor, the fused kernel on CUDA) and re-applies RoPE. Layer L-1's reconstruction is
-  held only until layer L has used it, and everything is dropped after the last layer: no
-  dequantized copy outlives a forward pass (unless ``keep_dequantized=True``, which trades that
-  memory back for speed, off by default).
+plus, per row, its attention sinks: the keys and values of its first ``prefix_size`` *positions*,
+kept in the model dtype and shown to attention in place of their quantized copy.
+
+* Positions come from the ``position_ids`` transformers passes to the cache (the slot index when
+  none are passed), so a left-padded row is un-rotated, quantized and re-rotated exactly as the
+  same sequence alone. A row's offset (its number of left pads) is fixed by its first forward.
+* Tokens are quantized in chunks of ``buffer_size`` positions aligned to the sink: positions
+  ``[prefix + k*B, prefix + (k+1)*B)`` once the row holds all of them, so whether a token is
+  quantized depends only on its position and the row's length, never on how the tokens were fed
+  or batched. A chunk is written at the start of the next forward (quantized layer by layer: keys
+  are un-rotated, predicted from layer L-1's reconstruction of the same tokens, values from
+  ``[K_hat_L, V_hat_{L-1}]``, and only the residual is quantized); the forward that completes it
+  sees its original keys and values, as before. The slots quantized are the furthest any row has
+  completed; a row behind that frontier (left pads are not multiples of B) reads its
+  not-yet-complete tokens from the buffer, which starts at the earliest row's frontier (fewer than
+  ``buffer_size + prefix_size`` slots apart).
+* Reading layer L reconstructs all quantized slots from codes (decode + inverse Hadamard + scale +
+  predictor, the fused kernel on CUDA) and re-applies RoPE. Layer L-1's reconstruction is held
+  only until layer L has used it, and everything is dropped after the last layer: no dequantized
+  copy outlives a forward pass (unless ``keep_dequantized=True``, which trades that memory back
+  for speed, off by default).
+* :meth:`AquaKVCache.crop` removes tokens not yet quantized (always those of the last forward, as
+  assisted decoding needs) and leaves the cache exactly as if it had never seen them; beam search
+  reorders rows (``reorder_cache``).
 
 ``predictors=None`` gives HIGGS-only (no prediction; the ablation).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
@@ -48,39 +63,34 @@ def check_supported(config) -> None:
 
 
 class _Chunked(CacheLayerMixin):
-    """Per-layer storage: sink, quantized rows (keys and values), recent buffer."""
+    """Per-layer storage shared by the AQUA-KV and KIVI caches: a recent buffer and quantized tokens."""
 
     is_compileable = False
     is_sliding = False
+    is_croppable = False
 
     def __init__(self):
         super().__init__()
-        self.sink_k = self.sink_v = self.buf_k = self.buf_v = None
-        self.qk: QRows | None = None
-        self.qv: QRows | None = None
-        self.deq: tuple[torch.Tensor, torch.Tensor] | None = None  # keep_dequantized only
-        self.num_quantized = 0
+        self.buf_k = self.buf_v = None
+        self.num_quantized = 0  # slots held in quantized form
+        self.num_slots = 0  # slots seen (the attention length before the next forward)
 
     def lazy_initialization(self, key_states, value_states):
         b, h, _, d = key_states.shape
         e = key_states.new_zeros(b, h, 0, d)
-        self.sink_k, self.sink_v, self.buf_k, self.buf_v = e, e.clone(), e.clone(), e.clone()
+        self.buf_k, self.buf_v = e, e.clone()
         self.device, self.dtype = key_states.device, key_states.dtype
         self.is_initialized = True
 
     def update(self, *args, **kwargs):
-        raise RuntimeError("AQUA-KV layers are updated through their AquaKVCache")
-
-    @property
-    def num_sink(self) -> int:
-        return 0 if self.sink_k is None else self.sink_k.shape[2]
+        raise RuntimeError("these layers are updated through their cache")
 
     @property
     def num_buffer(self) -> int:
         return 0 if self.buf_k is None else self.buf_k.shape[2]
 
     def get_seq_length(self) -> int:
-        return self.num_sink + self.num_quantized + self.num_buffer
+        return self.num_slots
 
     def get_mask_sizes(self, query_length, *args) -> tuple[int, int]:
         if not isinstance(query_length, int):  # older transformers passed cache_position
@@ -91,17 +101,13 @@ class _Chunked(CacheLayerMixin):
         return -1
 
     def _tensors(self):
-        return ("sink_k", "sink_v", "buf_k", "buf_v")
+        return ("buf_k", "buf_v")
 
     def _map_batch(self, fn) -> None:
         for name in self._tensors():
             t = getattr(self, name)
             if t is not None:
                 setattr(self, name, fn(t))
-        if self.qk is not None:
-            self.qk, self.qv = self.qk.map(fn), self.qv.map(fn)
-        if self.deq is not None:
-            self.deq = tuple(fn(t) for t in self.deq)
 
     def reorder_cache(self, beam_idx):
         self._map_batch(lambda t: t.index_select(0, beam_idx.to(t.device)))
@@ -114,9 +120,7 @@ class _Chunked(CacheLayerMixin):
 
     def crop(self, tokens_to_remove: int):
         if tokens_to_remove:
-            raise NotImplementedError(
-                "cropping an AQUA-KV cache is not supported (quantized chunks are write-once)"
-            )
+            raise NotImplementedError(f"cropping is not supported by {type(self).__name__}")
 
     def reset(self):
         self.__init__()
@@ -129,6 +133,38 @@ class _Chunked(CacheLayerMixin):
 
     def nbytes(self) -> dict[str, int]:
         size = lambda t: 0 if t is None else t.numel() * t.element_size()
+        return {"quantized": 0, "fp": sum(size(getattr(self, n)) for n in self._tensors())}
+
+
+class _AquaLayer(_Chunked):
+    """One layer of :class:`AquaKVCache`: quantized slots ``[0, num_quantized)``, the buffer
+    (slots ``[buf_start, num_slots)``) and each row's sink (its first ``prefix_size`` positions)."""
+
+    is_croppable = True  # AquaKVCache.crop
+
+    def __init__(self):
+        super().__init__()
+        self.sink_k = self.sink_v = None  # [B, H, prefix_size, D]
+        self.buf_start = 0
+        self.qk: QRows | None = None
+        self.qv: QRows | None = None
+        self.deq: tuple[torch.Tensor, torch.Tensor] | None = None  # keep_dequantized only
+
+    def _tensors(self):
+        return ("sink_k", "sink_v", "buf_k", "buf_v")
+
+    def _map_batch(self, fn) -> None:
+        super()._map_batch(fn)
+        if self.qk is not None:
+            self.qk, self.qv = self.qk.map(fn), self.qv.map(fn)
+        if self.deq is not None:
+            self.deq = tuple(fn(t) for t in self.deq)
+
+    def crop(self, tokens_to_remove: int):
+        raise RuntimeError("crop an AQUA-KV cache through AquaKVCache.crop")
+
+    def nbytes(self) -> dict[str, int]:
+        size = lambda t: 0 if t is None else t.numel() * t.element_size()
         return {
             "quantized": (self.qk.nbytes + self.qv.nbytes) if self.qk is not None else 0,
             "fp": sum(size(getattr(self, n)) for n in self._tensors()),
@@ -136,8 +172,31 @@ class _Chunked(CacheLayerMixin):
         }
 
 
+@dataclass
+class _Plan:
+    """What one forward does, decided at layer 0 and applied by every layer."""
+
+    slots: int  # slots before this forward
+    tq0: int  # quantized slots before ...
+    tq1: int  # ... and after the chunks completed before this forward are written
+    tb1: int  # first slot the buffer keeps
+    offsets: list[int]  # per row: slot of position 0
+    lengths: list[int]  # per row: tokens before this forward
+    tail: list[tuple[int, int]] = field(default_factory=list)  # (row, first slot it reads from the buffer)
+    cached: dict = field(default_factory=dict)  # per-forward tensors shared by the layers
+
+
+def _position_ids(args, kwargs):
+    """The ``position_ids`` transformers hands to ``Cache.update`` (``kwargs=`` on 5.x), if any."""
+    for src in (kwargs.get("kwargs"), kwargs, *args):
+        if isinstance(src, dict) and src.get("position_ids") is not None:
+            return src["position_ids"]
+    return None
+
+
 class AquaKVCache(Cache):
-    """AQUA-KV cache: fp sink + quantized chunks (predictor residuals) + fp recent buffer.
+    """AQUA-KV cache: quantized chunks (predictor residuals) + recent buffer + each row's sinks
+    (see the module docstring for the layout, positions, chunking and ``crop``).
 
     Parameters
     ----------
@@ -189,9 +248,10 @@ class AquaKVCache(Cache):
             )
         self.rope = RopeTable(rotary, self.head_dim)
         self.rope.check(next(iter(rotary.buffers()), torch.empty(0)).device)  # partial RoPE: fail now
-        self._plan = None
+        self._plan: _Plan | None = None
+        self._offsets: list[int] | None = None  # per row: the slot of position 0 (its left pads)
         self._prev_old = self._prev_new = None
-        super().__init__(layers=[_Chunked() for _ in range(self.num_layers)])
+        super().__init__(layers=[_AquaLayer() for _ in range(self.num_layers)])
 
     # ------------------------------------------------------------------ helpers
     def _quantizer(self, layer: int):
@@ -241,44 +301,126 @@ class AquaKVCache(Cache):
                 f"unsupported attention layout: layer {layer_idx} gave keys of shape {tuple(key_states.shape)}, "
                 f"expected [batch, {self.num_kv_heads} KV heads, tokens, {self.head_dim}]"
             )
-        layer: _Chunked = self.layers[layer_idx]
+        layer: _AquaLayer = self.layers[layer_idx]
         if not layer.is_initialized:
             layer.lazy_initialization(key_states, value_states)
+            layer.sink_k = key_states.new_zeros(b, h, self.cfg.prefix_size, d)
+            layer.sink_v = value_states.new_zeros(b, h, self.cfg.prefix_size, d)
         if layer_idx == 0:
-            self._begin(layer, t)
-        sink_take, flush = self._plan
-        if sink_take:
-            layer.sink_k = torch.cat([layer.sink_k, key_states[:, :, :sink_take]], 2)
-            layer.sink_v = torch.cat([layer.sink_v, value_states[:, :, :sink_take]], 2)
-        # The tensors attention reads, [B, T, C] in memory ([B, H, T, D] views): sink, the old
-        # quantized tokens (reconstructed straight into place), then the buffer with the new tokens.
-        ns, nq, nb = layer.num_sink, layer.num_quantized, layer.num_buffer + t - sink_take
-        full_k = key_states.new_empty(b, ns + nq + nb, h * d)
-        full_v = value_states.new_empty(b, ns + nq + nb, h * d)
-        self._heads(full_k)[:, :, :ns] = layer.sink_k
-        self._heads(full_v)[:, :, :ns] = layer.sink_v
-        self._read(layer_idx, layer, full_k[:, ns : ns + nq], full_v[:, ns : ns + nq])
-        buf_k = torch.cat([layer.buf_k, key_states[:, :, sink_take:]], 2)
-        buf_v = torch.cat([layer.buf_v, value_states[:, :, sink_take:]], 2)
-        self._heads(full_k)[:, :, ns + nq :] = buf_k
-        self._heads(full_v)[:, :, ns + nq :] = buf_v
-        if flush:
-            self._write(layer_idx, layer, buf_k, buf_v)
-            layer.buf_k, layer.buf_v = buf_k[:, :, :0], buf_v[:, :, :0]
-        else:
-            layer.buf_k, layer.buf_v = buf_k, buf_v
+            self._begin(b, t, _position_ids(args, kwargs))
+        plan = self._plan
+        T, tq1, tb1 = plan.slots, plan.tq1, plan.tb1
+        if tq1 > layer.num_quantized:  # the chunks completed before this forward
+            self._write(layer_idx, layer, layer.num_quantized, tq1)
+        if tb1 > layer.buf_start:
+            layer.buf_k = layer.buf_k[:, :, tb1 - layer.buf_start :]
+            layer.buf_v = layer.buf_v[:, :, tb1 - layer.buf_start :]
+            layer.buf_start = tb1
+        # The tensors attention reads, [B, T, C] in memory ([B, H, T, D] views): the quantized slots
+        # (reconstructed straight into place), the buffer, the new tokens; then each row's sink
+        # and, for rows behind the common frontier, their unfinished chunk, in the model dtype.
+        full_k = key_states.new_empty(b, T + t, h * d)
+        full_v = value_states.new_empty(b, T + t, h * d)
+        self._read(layer_idx, layer, full_k[:, :tq1], full_v[:, :tq1])
+        hk, hv = self._heads(full_k), self._heads(full_v)
+        hk[:, :, tq1:T] = layer.buf_k[:, :, tq1 - tb1 :]
+        hv[:, :, tq1:T] = layer.buf_v[:, :, tq1 - tb1 :]
+        hk[:, :, T:] = key_states
+        hv[:, :, T:] = value_states
+        for i, start in plan.tail:
+            hk[i, :, start:tq1] = layer.buf_k[i, :, start - tb1 : tq1 - tb1]
+            hv[i, :, start:tq1] = layer.buf_v[i, :, start - tb1 : tq1 - tb1]
+        self._sink(layer, hk, hv, key_states, value_states)
+        layer.buf_k = torch.cat([layer.buf_k, key_states], 2)
+        layer.buf_v = torch.cat([layer.buf_v, value_states], 2)
+        layer.num_slots = T + t
         if layer_idx == self.num_layers - 1:
             self._prev_old = self._prev_new = None  # no reconstruction outlives the forward pass
-        return self._heads(full_k), self._heads(full_v)
+        return hk, hv
 
-    def _begin(self, layer0: _Chunked, t: int) -> None:
-        sink_take = min(max(self.cfg.prefix_size - layer0.num_sink, 0), t)
-        flush = layer0.num_buffer + t - sink_take >= max(self.cfg.buffer_size, 1)
-        self._plan = (sink_take, flush)
+    def _row_offsets(self, b: int, t: int, T: int, pos) -> list[int]:
+        """Each row's slot of position 0, from the new tokens' ``position_ids`` (left padding)."""
+        if pos is None or (t == 1 and self._offsets is not None):
+            # no positions passed: slot index = position; a decode step continues its rows (no sync)
+            offs = self._offsets if self._offsets is not None else [0] * b
+        else:
+            pos = pos.reshape(-1, t)
+            pos = pos.expand(b, t) if pos.shape[0] == 1 else pos
+            offs = [T + t - 1 - int(p) for p in pos[:, -1].tolist()]
+            if min(offs) < 0:
+                raise ValueError(
+                    f"position_ids reach {T + t - 1 - min(offs)} with only {T + t} tokens cached: the AQUA-KV "
+                    "cache expects positions counted from its first token (left padding only)"
+                )
+            if t > 1 or self._offsets is None:  # every real token must sit at slot - offset
+                slots = torch.arange(T, T + t, device=pos.device)
+                off = torch.tensor(offs, device=pos.device)[:, None]
+                if not bool(((pos == slots - off) | (slots < off)).all()):
+                    raise ValueError(
+                        "position_ids must count up by one per token after the left padding of each row "
+                        "(right padding and restarting positions are not supported by the AQUA-KV cache)"
+                    )
+        if self._offsets is not None and offs != self._offsets:
+            raise ValueError(
+                f"position_ids imply left paddings {offs}, but this cache was filled with {self._offsets}: "
+                "use a new cache for a new batch"
+            )
+        if len(offs) != b:
+            raise ValueError(f"this cache holds {len(offs)} rows, the forward has {b}")
+        self._offsets = offs
+        return offs
+
+    def _begin(self, b: int, t: int, pos) -> None:
+        layer0: _AquaLayer = self.layers[0]
+        T = layer0.num_slots
+        offs = self._row_offsets(b, t, T, pos)
+        prefix, chunk = self.cfg.prefix_size, max(self.cfg.buffer_size, 1)
+        lengths = [max(T - o, 0) for o in offs]
+        # A row's quantized frontier: its sink plus the whole chunks it holds (positions).
+        done = [prefix + chunk * ((n - prefix) // chunk) if n >= prefix + chunk else 0 for n in lengths]
+        tq0 = layer0.num_quantized
+        tq1 = max([tq0] + [o + f for o, f in zip(offs, done) if f])
+        # The first slot each row must read in the model dtype (after its sink).
+        own = [min(o + max(f, prefix), T) for o, f in zip(offs, done)]
+        tb1 = max(layer0.buf_start, min([tq1, *own]))
+        tail = [(i, s) for i, s in enumerate(own) if s < tq1]
+        self._plan = _Plan(T, tq0, tq1, tb1, offs, lengths, tail)
         self._prev_old = self._prev_new = None
 
-    def _read(self, idx: int, layer: _Chunked, into_k: torch.Tensor, into_v: torch.Tensor) -> None:
-        """Write the post-RoPE reconstruction of layer ``idx``'s quantized tokens into ``into_k``/``into_v``
+    def _sink(self, layer: _AquaLayer, hk, hv, key_states, value_states) -> None:
+        """Show each row's first positions in the model dtype, and keep the new ones."""
+        prefix = self.cfg.prefix_size
+        plan = self._plan
+        if not prefix:
+            return
+        T, t = plan.slots, key_states.shape[2]
+        rows = range(len(plan.offsets))
+        uniform = len(set(plan.offsets)) == 1
+        for i in [None] if uniform else rows:  # one slice for all rows when they share an offset
+            j = 0 if i is None else i
+            o, sel = plan.offsets[j], slice(None) if i is None else i
+            n = min(prefix, plan.lengths[j])
+            if n and o < plan.tq1:  # sink slots shown as codes: overwrite with the model-dtype copy
+                hk[sel, :, o : o + n] = layer.sink_k[sel, :, :n]
+                hv[sel, :, o : o + n] = layer.sink_v[sel, :, :n]
+            p0, p1 = max(T - o, 0), min(T + t - o, prefix)
+            if p1 > p0:  # positions [p0, p1) of this row arrive in this forward
+                layer.sink_k[sel, :, p0:p1] = key_states[sel, :, p0 + o - T : p1 + o - T]
+                layer.sink_v[sel, :, p0:p1] = value_states[sel, :, p0 + o - T : p1 + o - T]
+
+    def _rope(self, start: int, end: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 cos/sin of slots ``[start, end)``: ``[T, D]``, or ``[B, T, D]`` for padded rows."""
+        offs = self._plan.offsets
+        if not any(offs):
+            return self.rope.get(start, end, device, torch.float32)
+        key = ("offsets", str(device))
+        if key not in self._plan.cached:
+            self._plan.cached[key] = torch.tensor(offs, device=device)[:, None]
+        pos = torch.arange(start, end, device=device)[None] - self._plan.cached[key]
+        return self.rope.gather(pos.clamp_min(0), end, device, torch.float32)  # pads: any finite key
+
+    def _read(self, idx: int, layer: _AquaLayer, into_k: torch.Tensor, into_v: torch.Tensor) -> None:
+        """Write the post-RoPE reconstruction of layer ``idx``'s quantized slots into ``into_k``/``into_v``
         (``[B, Tq, C]`` views), keeping the pre-RoPE rows for the next layer's predictors."""
         if layer.num_quantized == 0:
             return
@@ -290,19 +432,21 @@ class AquaKVCache(Cache):
         q = self._quantizer(idx)
         kp, vp = self._pred(idx, layer.qk.codes.device, cdt)
         prev = self._prev_old
-        start = layer.num_sink
-        rope = self.rope.get(start, start + layer.num_quantized, into_k.device, torch.float32)
+        rope = self._rope(0, layer.num_quantized, into_k.device)
         k_hat = self._decode(q, layer.qk, kp, prev[0] if prev else None, None, cdt, into_k, rope)
         v_hat = self._decode(q, layer.qv, vp, k_hat if prev else None, prev[1] if prev else None, cdt, into_v)
         self._prev_old = (k_hat, v_hat)
         if self.keep_dequantized:
             layer.deq = (into_k.clone(), into_v.clone())
 
-    def _write(self, idx: int, layer: _Chunked, buf_k, buf_v) -> None:
-        """Quantize the buffer of layer ``idx`` as one chunk (residuals of the predictions)."""
+    def _write(self, idx: int, layer: _AquaLayer, start: int, end: int) -> None:
+        """Quantize slots ``[start, end)`` of layer ``idx``'s buffer (residuals of the predictions)."""
         cdt = torch.float32
-        start = layer.num_sink + layer.num_quantized
-        cos, sin = self.rope.get(start, start + buf_k.shape[2], buf_k.device, cdt)
+        buf_k = layer.buf_k[:, :, start - layer.buf_start : end - layer.buf_start]
+        buf_v = layer.buf_v[:, :, start - layer.buf_start : end - layer.buf_start]
+        cos, sin = self._rope(start, end, buf_k.device)
+        if cos.dim() == 3:  # per row: broadcast over the heads of [B, H, T, D]
+            cos, sin = cos[:, None], sin[:, None]
         k = self._rows(unrotate(buf_k.to(cdt), cos, sin))
         v = self._rows(buf_v.to(cdt))
         q = self._quantizer(idx)
@@ -324,13 +468,56 @@ class AquaKVCache(Cache):
         self._prev_new = (k_hat, v_hat)
         layer.qk = rk if layer.qk is None else QRows.cat([layer.qk, rk], 1)
         layer.qv = rv if layer.qv is None else QRows.cat([layer.qv, rv], 1)
-        layer.num_quantized += buf_k.shape[2]
+        layer.num_quantized = end
         if self.keep_dequantized and layer.deq is not None:
             keys = self._rows(rotate(self._heads(k_hat), cos, sin)).to(buf_k.dtype)
             layer.deq = (
                 torch.cat([layer.deq[0], keys], 1),
                 torch.cat([layer.deq[1], v_hat.to(buf_v.dtype)], 1),
             )
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """Remove the last ``-tokens_to_remove`` tokens (a positive value: keep that many, as
+        transformers < 5 asked). Only tokens not yet quantized can go (always those of the last
+        forward): the cache is then exactly as if it had never seen them."""
+        layer0: _AquaLayer = self.layers[0]
+        T = layer0.num_slots
+        keep = max(T + tokens_to_remove, 0) if tokens_to_remove < 0 else tokens_to_remove
+        if tokens_to_remove == 0 or keep >= T:
+            return
+        if keep < layer0.num_quantized:
+            raise ValueError(
+                f"cannot crop to {keep} tokens: the first {layer0.num_quantized} are quantized; crop removes "
+                f"only tokens still in the buffer (here the last {T - layer0.num_quantized})"
+            )
+        for layer in self.layers:
+            if layer.is_initialized:
+                layer.buf_k = layer.buf_k[:, :, : keep - layer.buf_start]
+                layer.buf_v = layer.buf_v[:, :, : keep - layer.buf_start]
+                layer.num_slots = keep
+        if keep == 0:
+            self.reset()
+
+    def reorder_cache(self, beam_idx: torch.LongTensor):
+        super().reorder_cache(beam_idx)
+        if self._offsets is not None:
+            self._offsets = [self._offsets[i] for i in beam_idx.tolist()]
+
+    def batch_repeat_interleave(self, repeats: int):
+        super().batch_repeat_interleave(repeats)
+        if self._offsets is not None:
+            self._offsets = [o for o in self._offsets for _ in range(repeats)]
+
+    def batch_select_indices(self, indices: torch.Tensor):
+        super().batch_select_indices(indices)
+        if self._offsets is not None:
+            idx = torch.arange(len(self._offsets))[torch.as_tensor(indices).cpu()]
+            self._offsets = [self._offsets[i] for i in idx.tolist()]
+
+    def reset(self):
+        super().reset()
+        self._offsets = self._plan = None
+        self._prev_old = self._prev_new = None
 
     # ------------------------------------------------------------------ accounting
     def memory(self) -> dict[str, int]:

@@ -70,6 +70,7 @@ class KIVICache(Cache):
             layer.num_quantized += m
             buf_k, buf_v = buf_k[:, :, m:], buf_v[:, :, m:]
         layer.buf_k, layer.buf_v = buf_k, buf_v
+        layer.num_slots += key_states.shape[2]
         return keys, vals
 
     def _quant(self, k, v):

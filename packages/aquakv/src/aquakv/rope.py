@@ -51,3 +51,10 @@ class RopeTable:
                 )
             self.cos, self.sin = cos[0].float(), sin[0].float()
         return self.cos[start:end].to(dtype), self.sin[start:end].to(dtype)
+
+    @torch.no_grad()
+    def gather(self, positions: torch.Tensor, end: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin`` at ``positions`` (any shape, each ``< end``): ``[*positions.shape, D]``."""
+        self.get(0, end, device, torch.float32)
+        idx = positions.to(self.cos.device)
+        return self.cos[idx].to(dtype), self.sin[idx].to(dtype)

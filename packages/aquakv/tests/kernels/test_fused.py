@@ -75,3 +75,27 @@ def test_fused_kronecker_hadamard_equals_reference(G, pred):
     ref = decode_predict_torch(rows, q, *args)
     got = decode_predict_triton(rows, q, *args)
     assert (got - ref).abs().max() < 1e-5 * ref.abs().max() * 10
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_per_row_rope_tables_rotate_each_row_with_its_own_positions(backend):
+    """Left-padded batches pass cos/sin of [B, T, hd] (each row's positions): each row of the copy
+    written into ``into`` is its reconstruction rotated with its own table."""
+    if backend == "triton":
+        triton_or_skip()
+    from aquakv.rope import rotate
+
+    torch.manual_seed(3)
+    B, C, T, hd = 2, 64, 5, 16
+    q = HiggsQuantizer(C, 2, 16, 32)
+    rows = q.quantize(torch.randn(B, T, C))
+    ang = torch.rand(B, T, hd // 2) * 3
+    cos, sin = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
+    into = torch.zeros(B, T, C)
+    out = decode_predict(rows, q, rope=(cos, sin), into=into, backend=backend)
+    for i in range(B):  # heads [T, H, hd] rotated by row i's [T, hd] table
+        want = rotate(out[i].view(T, C // hd, hd), cos[i][:, None], sin[i][:, None]).reshape(T, C)
+        assert (into[i] - want).abs().max() < 1e-5 * want.abs().max()
+    assert not torch.allclose(
+        into[0], rotate(out[0].view(T, -1, hd), cos[1][:, None], sin[1][:, None]).reshape(T, C)
+    )

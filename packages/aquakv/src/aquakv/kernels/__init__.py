@@ -11,10 +11,14 @@ the quantizer is supported, else to the reference.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from aquakv.quantizer import HiggsQuantizer, QRows
 from papercore.kernels.triton_guard import resolve_backend
+
+if TYPE_CHECKING:  # aquakv.quantizer imports aquakv.kernels.hadamard: no import cycle at run time
+    from aquakv.quantizer import QRows
 
 
 def decode_predict_torch(rows: QRows, quantizer, x=None, weight=None, bias=None, out_dtype=torch.float32, *,
@@ -34,6 +38,8 @@ def decode_predict_torch(rows: QRows, quantizer, x=None, weight=None, bias=None,
 
 
 def _write_into(rows: torch.Tensor, into: torch.Tensor, rope) -> None:
+    """Copy ``rows`` into ``into`` ``[B, T, C]``; with ``rope`` (cos, sin of ``[T, hd]``, or
+    ``[B, T, hd]`` for per-row positions) rotate each head on the way."""
     from aquakv.rope import rotate
 
     src = rows.reshape(into.shape).float()
@@ -41,7 +47,7 @@ def _write_into(rows: torch.Tensor, into: torch.Tensor, rope) -> None:
         cos, sin = (t.float() for t in rope)
         hd = cos.shape[-1]
         heads = src.view(*src.shape[:-1], -1, hd)  # [B, T, H, hd]
-        src = rotate(heads, cos[:, None], sin[:, None]).flatten(-2)
+        src = rotate(heads, cos.unsqueeze(-2), sin.unsqueeze(-2)).flatten(-2)
     into.copy_(src)
 
 
@@ -49,6 +55,7 @@ def fused_supported(quantizer, head_dim: int | None = None) -> bool:
     """Code widths dividing 32; Hadamard groups (and, for RoPE, head sizes) that the kernel's
     channel tile fits: 16 under the interpreter, 128 on the GPU."""
     from aquakv.kernels.fused import tile_n
+    from aquakv.quantizer import HiggsQuantizer
 
     bn = tile_n()
     return (
@@ -72,7 +79,8 @@ def decode_predict(rows: QRows, quantizer, x=None, weight=None, bias=None, *, x2
     weight, bias : Tensor, optional
         Predictor ``[C, K1 + K2]`` and ``[C]``.
     rope : (cos, sin), optional
-        ``[T, head_dim]`` tables; applied to the copy written into ``into`` only.
+        ``[T, head_dim]`` tables (or ``[B, T, head_dim]``: per-row positions, e.g. left padding);
+        applied to the copy written into ``into`` only.
     into : Tensor, optional
         A ``[B, T, C]`` view (e.g. a slice of the layer's full key tensor) that also receives the
         reconstruction, cast to its dtype.

@@ -188,6 +188,14 @@ def decode_predict_triton(rows, quantizer, x=None, weight=None, bias=None, *, x2
     ``[x, x2] @ weight.T + bias``; see :func:`aquakv.kernels.decode_predict` for ``rope`` and ``into``."""
     import triton
 
+    if rope is not None and into is not None and rope[0].dim() == 3:
+        # Per-row positions (left-padded batches): the epilogue indexes RoPE by slot only, so
+        # decode here and rotate on the way into `into` in torch.
+        from aquakv.kernels import _write_into
+
+        out = decode_predict_triton(rows, quantizer, x, weight, bias, x2=x2, out_dtype=out_dtype)
+        _write_into(out, into, rope)
+        return out
     codes = rows.codes
     require_triton(codes.device)
     C, G = quantizer.channels, quantizer.group
