@@ -344,7 +344,10 @@ def check_resume(out_dir: str | Path, *configs: Config, name: str = RESOLVED) ->
         before = saved.get(type(cfg).__name__)
         if before is None:
             continue
-        diff = config_diff(before, cfg.to_dict())
+        now = (
+            cfg.fingerprint() if hasattr(cfg, "fingerprint") else cfg.to_dict()
+        )  # e.g. TrainConfig.steps may grow
+        diff = config_diff({k: v for k, v in before.items() if k in now}, now)
         if diff:
             key = diff.split(":")[0]
             raise UserError(

@@ -77,7 +77,9 @@ def run(
             base = {"suite": suite, "dim": dim, "seed": seed, "pair": prob.name}
             mean_q = prob.Q.moments(2**14, seed)[0].float()
             rows.append({**base, "solver": "identity", **score(prob, lambda x: x, lambda y: y)})
-            rows.append({**base, "solver": "constant", **score(prob, lambda x: mean_q.expand_as(x).to(x))})
+            rows.append(
+                {**base, "solver": "constant", **score(prob, lambda x, m=mean_q: m.expand_as(x).to(x))}
+            )
             for solver in solvers:
                 t0 = time.perf_counter()
                 if solver in ("w2gn", "mm"):

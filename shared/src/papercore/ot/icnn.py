@@ -83,8 +83,8 @@ def _act(z: torch.Tensor, kind: str) -> torch.Tensor:
 def _act_grad(z: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "celu":
         return torch.where(z > 0, torch.ones_like(z), torch.exp(torch.clamp(z, max=0)))
-    if kind == "softplus":
-        return torch.sigmoid(z)
+    if kind == "softplus":  # torch's softplus is linear above its threshold of 20
+        return torch.where(z > 20, torch.ones_like(z), torch.sigmoid(z))
     return (z > 0).to(z.dtype)
 
 
