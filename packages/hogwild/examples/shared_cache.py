@@ -16,6 +16,7 @@ from hogwild import Engine, GenerateConfig, Row
 from papercore.llm import zoo
 
 torch.manual_seed(0)
+torch.set_num_threads(1)  # a tiny model: one thread beats a thread pool's hand-offs
 model, tok = zoo.load("tiny")  # trained once on the standard library's source, then cached
 
 # 1. one forward pass of two rows whose views differ

@@ -229,3 +229,20 @@ def test_demo_runs_the_demo_preset(model_dir, capsys, monkeypatch):
     rc = cli.main(["demo", "--budget", "4", "--device", "cpu"])
     out = capsys.readouterr().out
     assert rc == 0 and "2 workers (Alice, Bob)" in out and "forward passes: 4" in out
+
+
+def test_a_small_model_runs_on_one_thread_and_the_count_is_restored(model_dir, capsys, monkeypatch):
+    import torch
+
+    from hogwild.driver import Hogwild
+
+    seen = []
+    run = Hogwild.run
+    monkeypatch.setattr(Hogwild, "run", lambda self: (seen.append(torch.get_num_threads()), run(self))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cli.main(["solve", "--model", model_dir, "--budget", "2", "--plain", "--device", "cpu"]) == 0
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
