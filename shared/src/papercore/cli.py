@@ -408,6 +408,7 @@ class CLI:
                 p.add_argument(
                     _flag(cmd.preset.flag),
                     dest="_preset",
+                    metavar=cmd.preset.flag.upper(),
                     default=argparse.SUPPRESS,
                     help=f"{cmd.preset.help} (default: {cmd.preset.default!r})",
                 )

@@ -63,6 +63,15 @@ class W2GNConfig(Config):
     reversed: bool = field(
         default=False, metadata={"help": "swap the roles: fit the inverse map's potential by the objective"}
     )
+    gradient: Literal["closed_form", "autograd"] = field(
+        default="closed_form",
+        metadata={
+            "help": "how grad psi is computed: closed_form (one backward for the parameter gradients) or autograd (double backward)"
+        },
+    )
+    compile: bool = field(
+        default=False, metadata={"help": "torch.compile the step's loss (fewer kernel launches on a GPU)"}
+    )
 
     def validate(self):
         if self.rank < 1 or self.mm_inner_steps < 1 or self.pretrain_steps < 0:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from papercore.ot.icnn import DenseICNN, pretrain_identity
+from papercore.ot.icnn import DenseICNN, gradient, pretrain_identity
 from papercore.ot.metrics import l2_uvp
 from papercore.ot.samplers import ArraySampler, Sampler, TransportProblem
 from papercore.runtime import resolve_device
@@ -145,16 +145,26 @@ def fit(
     lam = cfg.lambda_for(dim)
     B = tcfg.batch_size
 
+    grad = (
+        (lambda net, z: net.grad(z)) if cfg.gradient == "closed_form" else (lambda net, z: gradient(net, z))
+    )
+
+    def w2gn_loss(x, y):
+        y_inv = grad(conj, y)
+        x_fwd = grad(psi, x)
+        w_loss = psi(x).mean() - psi(y_inv.detach()).mean()
+        cycle = ((grad(psi, y_inv) - y) ** 2).mean() + ((grad(conj, x_fwd) - x) ** 2).mean()
+        return w_loss + lam * cycle, cycle.detach(), y_inv.detach()
+
+    loss_fn = torch.compile(w2gn_loss) if cfg.compile else w2gn_loss
+
     def w2gn_step(t: Trainer, _):
         x, y = P.sample(B, t.generator), Q.sample(B, t.generator)
-        y_inv = conj.grad(y)
-        x_fwd = psi.grad(x)
-        w_loss = psi(x).mean() - psi(y_inv.detach()).mean()
-        cycle = ((psi.grad(y_inv) - y) ** 2).mean() + ((conj.grad(x_fwd) - x) ** 2).mean()
-        loss = t.optimize(("forward", "conjugate"), w_loss + lam * cycle)
+        loss, cycle, y_inv = loss_fn(x, y)
+        loss = t.optimize(("forward", "conjugate"), loss)
         psi.convexify()
         conj.convexify()
-        return {"loss": loss, "cycle": cycle.detach(), "w2": _dual_w2(psi, x, y, y_inv.detach())}
+        return {"loss": loss, "cycle": cycle, "w2": _dual_w2(psi, x, y, y_inv)}
 
     def mm_step(t: Trainer, _):
         x, y = P.sample(B, t.generator), Q.sample(B, t.generator)
@@ -165,7 +175,7 @@ def fit(
         psi.requires_grad_(False)
         for _ in range(cfg.mm_inner_steps):
             y2 = Q.sample(B, t.generator)
-            yp = conj.grad(y2)
+            yp = grad(conj, y2)
             t.optimize("conjugate", (psi(yp) - (yp * y2).sum(1)).mean())
             if cfg.mm_convexify:
                 conj.convexify()
