@@ -16,7 +16,7 @@ CFLAG    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 # only if the caller unsets it).
 export TRITON_INTERPRET ?= 1
 
-.PHONY: install demo test test-fast lint bench wheels ci-matrix clean
+.PHONY: install demo test test-fast lint bench bench-gpu wheels ci-matrix clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for f in shared/benchmarks/bench_*.py packages/*/benchmarks/bench_*.py; do \
 	  [ -f $$f ] || continue; echo "== $$f"; TRITON_INTERPRET=0 $(BIN)/python $$f || exit 1; done
+
+# The one GPU suite (run on the device machine with its own Python; see benchmarks/gpu_suite.py).
+bench-gpu:
+	bash benchmarks/gpu_suite.sh $(OUT)
 
 wheels: $(STAMP)
 	@rm -rf dist && mkdir -p dist
