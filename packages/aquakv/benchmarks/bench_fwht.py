@@ -1,6 +1,7 @@
 """GPU benchmark and accuracy check of the Triton FWHT (aquakv.kernels.hadamard).
 
-Usage: python shared/benchmarks/bench_fwht.py [--json docs/benchmarks/papercore_fwht.json]
+Usage: python packages/aquakv/benchmarks/bench_fwht.py [--json $OUT/fwht.json]
+(``--json`` also writes a Markdown table next to the file: never point it at docs/benchmarks/aquakv.json.)
 
 Checks every size 2..2^15 in fp32/fp16/bf16 against a float64 reference on fresh random
 inputs, then times the kernel on ~2^30 elements per size against the torch butterfly reference
@@ -72,7 +73,7 @@ def main() -> None:
             )
             x = None
             torch.cuda.empty_cache()
-    write_results(entries, args.json, "papercore FWHT")
+    write_results(entries, args.json, "aquakv FWHT")
 
 
 if __name__ == "__main__":

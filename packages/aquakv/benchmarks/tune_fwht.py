@@ -1,7 +1,7 @@
 """Sweep the FWHT launch settings (num_warps, programs per SM, pipelining stages) on a GPU.
 
-Usage: python shared/benchmarks/tune_fwht.py [--elements 268435456]
-Prints GB/s for each setting and the best per (n, dtype); the winners go into fwht.TUNING.
+Usage: python packages/aquakv/benchmarks/tune_fwht.py [--elements 268435456]
+Prints GB/s for each setting and the best per (n, dtype); the winners go into aquakv.kernels.hadamard.TUNING.
 """
 
 import argparse

@@ -206,7 +206,8 @@ def _launch_rows_as_tiles(src, out, rows, n, scale):
 
 # Launch tuning: (num_warps, programs per SM, pipelining stages) by (row length, element bytes).
 # Each program loops over tiles, so the Hadamard factors it builds in registers are reused.
-# Chosen by shared/benchmarks/tune_fwht.py on an H200 (docs/benchmarks/papercore.md).
+# Chosen by packages/aquakv/benchmarks/tune_fwht.py on an H200 (when the kernel was papercore's; the
+# numbers: docs/benchmarks/aquakv.md, section "Fast Walsh-Hadamard transform").
 _DEFAULT_TUNING = (2, 8, 3)
 TUNING: dict[tuple[int, int], tuple[int, int, int]] = {
     (16, 4): (8, 8, 3), (128, 4): (4, 8, 3), (4096, 4): (4, 8, 3),
