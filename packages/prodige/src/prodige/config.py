@@ -68,7 +68,7 @@ class ProdigeConfig(Config):
     )
     lr: float = field(default=0.05, metadata={"help": "SparseAdam learning rate of the edge parameters"})
     lr_dense: float = field(default=0.01, metadata={"help": "Adam learning rate of dense parameters"})
-    prune_every: int = field(default=0, metadata={"help": "steps between prunings during training (0: never)"})
+    prune_every: int = field(default=100, metadata={"help": "steps between prunings during training (0: never)"})
     prune_to_budget: bool = field(
         default=True,
         metadata={"help": "with params_per_vertex and prune_every: each pruning also keeps the most probable "

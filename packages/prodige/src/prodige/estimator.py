@@ -146,17 +146,6 @@ class GraphEmbedding(TransformerMixin, BaseEstimator):
                            None if metric == "euclidean" else D, cfg, scale=task.scale,
                            default_distance=task.max_target(), seed=seed) if metric != "geodesic" else \
             init_graph(None, D, cfg, scale=task.scale, default_distance=task.max_target(), seed=seed)  # fmt: skip
-        if not cfg.soft:
-            from scipy.sparse.csgraph import connected_components
-
-            from prodige.paths import search_graph
-
-            A, _, _ = search_graph(graph, graph.alive, soft=False)
-            if connected_components(A, directed=False)[0] > 1:
-                raise ValueError(
-                    "the initial graph is disconnected and soft=False leaves pairs without a path: "
-                    "raise knn/random_edges or use soft=True"
-                )
         torch.manual_seed(seed)
         res = fit_graph(graph, task, cfg, tcfg, seed=seed)
         self.graph_, self.scale_, self.history_ = graph, task.scale, res.history

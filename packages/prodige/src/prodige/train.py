@@ -66,6 +66,8 @@ def fit_graph(
     """
     cfg = config or ProdigeConfig()
     tcfg = train or ProdigeTrainConfig()
+    if not cfg.soft:
+        _check_connected(graph)
     if hasattr(task, "init_dense") and not resume:
         task.init_dense(graph)
     main_steps = tcfg.steps
@@ -89,6 +91,11 @@ def fit_graph(
         finetune = s >= main_steps
         if finetune and s == main_steps:
             _cut_to_budget(graph, cfg, budget)
+        if finetune:  # linear decay to a tenth over the fine-tuning steps
+            f = 1 - 0.9 * (s - main_steps) / max(1, tcfg.finetune_steps)
+            for o, base in ((opts["edges"], cfg.lr), (opts["dense"], cfg.lr_dense)):
+                for grp in o.param_groups:
+                    grp["lr"] = base * f
         kept = graph.eval_kept() if finetune else graph.sample_kept(t.generator)
         batch = task.sample(rng, tcfg.batch_size, tcfg.targets_per_source)
         paths = find_paths(graph, batch.src, batch.dst, kept, soft=cfg.soft and not finetune,
@@ -126,6 +133,20 @@ def fit_graph(
     if out is not None:
         graph.save(out)
     return FitResult(graph, result.history, time.perf_counter() - t0, result.step, stats["long"])
+
+
+def _check_connected(graph: Graph) -> None:
+    from scipy.sparse.csgraph import connected_components
+
+    from prodige.paths import search_graph
+
+    A, _, _ = search_graph(graph, graph.alive, soft=False)
+    n_comp = connected_components(A, directed=graph.directed, connection="weak")[0]
+    if n_comp > 1:
+        raise ValueError(
+            f"the initial graph has {n_comp} components and soft=False leaves pairs between them without a "
+            "path: raise knn/random_edges or use soft mode"
+        )
 
 
 def _scheduled_edges(graph: Graph, budget: int, step: int, main_steps: int, every: int) -> int:

@@ -1,0 +1,188 @@
+"""PRODIGE benchmarks on a CPU (2 cores): quality at equal size, collaborative filtering, speed.
+
+    python benchmarks/bench_prodige.py --part compression --data digits   # writes results/<part>.json
+    python benchmarks/bench_prodige.py --part compression --data swissroll
+    python benchmarks/bench_prodige.py --part cf
+    python benchmarks/bench_prodige.py --part speed
+    python benchmarks/bench_prodige.py --combine                           # docs/benchmarks/prodige.{json,md}
+
+Every learned method runs 3 seeds (mean ± std); baselines run in the same process on the same
+targets. Fixed budgets, no selection on test data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("PAPERCORE_PROGRESS", "0")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+ROOT = HERE.parents[2]
+CMD = "python packages/prodige/benchmarks/bench_prodige.py"
+
+
+def compression(data: str, seeds: int, steps: int, finetune: int, n: int) -> dict:
+    from prodige.bench import baseline_scores, fit_compression, make_target
+    from prodige.config import ProdigeConfig, ProdigeTrainConfig
+
+    metric = "euclidean" if data == "digits" else "geodesic"
+    points, D = make_target(data, n, metric, seed=0)
+    cfg = ProdigeConfig(virtual_vertices=32 if data == "digits" else 0, params_per_vertex=4.0,
+                        sparsity_ramp=steps // 2)  # fmt: skip
+    train = ProdigeTrainConfig(steps=steps, finetune_steps=finetune, log_every=100)
+    runs = []
+    for s in range(seeds):
+        _, _, m = fit_compression(points, D, cfg, train, seed=s)
+        print(data, "seed", s, {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}, flush=True)
+        runs.append(m)
+    base = baseline_scores(points, D, 4.0, seed=0)
+    print(data, "baselines", json.dumps(base), flush=True)
+    return {"data": data, "metric": metric, "n": len(D), "steps": steps, "finetune_steps": finetune,
+            "config": cfg.to_dict(), "prodige": runs, "baselines": base}  # fmt: skip
+
+
+def cf(seeds: int, steps: int, finetune: int, ppv: float) -> dict:
+    from prodige.config import ProdigeConfig, ProdigeTrainConfig
+    from prodige.recsys import (MatrixFactorization, RecommendationTask, graph_scores, hierarchical_feedback,
+                                init_cf_graph, rank_metrics)  # fmt: skip
+    from prodige.train import fit_graph
+
+    fb = hierarchical_feedback(seed=0)
+    task = RecommendationTask(fb)
+    cfg = ProdigeConfig(knn=16, params_per_vertex=ppv, sparsity_ramp=steps // 2)
+    train = ProdigeTrainConfig(steps=steps, finetune_steps=finetune, batch_size=32, log_every=100)
+    out = {"prodige": [], "mf": [], "ppv": ppv, "users": fb.n_users, "items": fb.n_items}
+    for s in range(seeds):
+        t0 = time.perf_counter()
+        g = init_cf_graph(fb, cfg)
+        torch.manual_seed(s)
+        fit_graph(g, task, cfg, train, seed=s)
+        m = rank_metrics(*graph_scores(g, fb)) | {"params_per_vertex": g.params_per_vertex(),
+                                                  "seconds": time.perf_counter() - t0}  # fmt: skip
+        out["prodige"].append(m)
+        mf = MatrixFactorization(fb.n_users, fb.n_items, int(ppv), seed=s).fit(task, steps=steps + finetune, batch=32, seed=s)
+        out["mf"].append(rank_metrics(*mf.scores(fb)) | {"params_per_vertex": float(int(ppv))})
+        print("cf seed", s, m, out["mf"][-1], flush=True)
+    return out
+
+
+def speed(n_steps: int = 5) -> dict:
+    """Steps/s and a profile of one step's parts, on digits and on a 10k-vertex graph."""
+    from prodige.config import ProdigeConfig
+    from prodige.init import init_graph
+    from prodige.paths import find_paths, path_distances
+    from prodige.tasks import DistanceTask
+
+    out = {}
+    rng = np.random.default_rng(0)
+    from sklearn.datasets import load_digits
+
+    setups = {
+        "digits (1797 vertices, 16 kNN + 8 random)": (load_digits().data.astype(float), 16, 8),
+        "10k vertices (64 kNN + 32 random)": (rng.normal(size=(10000, 32)), 64, 32),
+    }
+    for name, (X, knn, rnd) in setups.items():
+        task = DistanceTask(points=X)
+        cfg = ProdigeConfig(knn=knn, random_edges=rnd)
+        g = init_graph(X, config=cfg, scale=task.scale, default_distance=task.max_target())
+        opt = torch.optim.SparseAdam(list(g.edges.parameters()), lr=0.05)
+        for label, S, T in (("256 random pairs", 256, 1), ("16 sources x all targets", 16, 0)):
+            parts = {"sample": 0.0, "dijkstra+backtrack": 0.0, "recompute+backward+step": 0.0}
+            gen = torch.Generator().manual_seed(0)
+            t_all = time.perf_counter()
+            for _ in range(n_steps):
+                t0 = time.perf_counter()
+                kept = g.sample_kept(gen)
+                b = task.sample(rng, S, T)
+                t1 = time.perf_counter()
+                paths = find_paths(g, b.src, b.dst, kept, soft=True)
+                t2 = time.perf_counter()
+                d, logp = path_distances(g, paths)
+                loss, _ = task.loss(d, b)
+                (loss - logp.mean()).backward()
+                opt.step()
+                opt.zero_grad()
+                t3 = time.perf_counter()
+                parts["sample"] += t1 - t0
+                parts["dijkstra+backtrack"] += t2 - t1
+                parts["recompute+backward+step"] += t3 - t2
+            sec = (time.perf_counter() - t_all) / n_steps
+            out[f"{name}, {label}"] = {"steps_per_s": 1 / sec, "edges": g.n_edges,
+                                       "profile_s": {k: v / n_steps for k, v in parts.items()},
+                                       "pairs": len(b.src), "mean_hops": float(paths.hops.mean())}  # fmt: skip
+            print(name, label, out[f"{name}, {label}"], flush=True)
+    return out
+
+
+def combine() -> None:
+    from papercore.bench import Entry, hardware, today, write_results
+
+    hw = f"2-core CPU, shared with other jobs ({hardware()})"
+    entries = []
+
+    def ms(v):
+        return float(np.mean(v)), float(np.std(v))
+
+    for data in ("digits", "swissroll"):
+        f = RESULTS / f"compression_{data}.json"
+        if not f.is_file():
+            continue
+        r = json.loads(f.read_text())
+        mean, std = ms([x["rel_mse"] for x in r["prodige"]])
+        ppv = max(x["params_per_vertex"] for x in r["prodige"])
+        for b, m in r["baselines"].items():
+            entries.append(Entry(
+                f"{data} {r['metric']} n={r['n']}: PRODIGE ({ppv:.2f} params/vertex, 3 seeds, {mean:.4g} ± {std:.2g}) vs {b} at 4",
+                "relative MSE", mean, b, m["rel_mse"], m["rel_mse"] / mean, hw, today(),
+                f"{CMD} --part compression --data {data}"))  # fmt: skip
+    f = RESULTS / "cf.json"
+    if f.is_file():
+        r = json.loads(f.read_text())
+        for k in ("HR@10", "NDCG@10", "HR@5"):
+            a, sa = ms([x[k] for x in r["prodige"]])
+            b, _ = ms([x[k] for x in r["mf"]])
+            entries.append(Entry(
+                f"synthetic hierarchical feedback ({r['users']} users, {r['items']} items), {r['ppv']} params/vertex, "
+                f"3 seeds ({a:.3f} ± {sa:.3f})", k, a, f"MF dim {int(r['ppv'])}", b, a / b, hw, today(),
+                f"{CMD} --part cf"))  # fmt: skip
+    f = RESULTS / "speed.json"
+    if f.is_file():
+        r = json.loads(f.read_text())
+        for name, m in r.items():
+            entries.append(Entry(f"train step, {name} ({m['pairs']} pairs)", "steps/s", m["steps_per_s"],
+                                 "goal", 20.0, m["steps_per_s"] / 20.0, hw, today(), f"{CMD} --part speed"))  # fmt: skip
+    write_results(entries, ROOT / "docs" / "benchmarks" / "prodige.json", "prodige")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["compression", "cf", "speed"])
+    ap.add_argument("--data", default="digits")
+    ap.add_argument("--n", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--finetune", type=int, default=400)
+    ap.add_argument("--combine", action="store_true")
+    a = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    if a.combine:
+        return combine()
+    if a.part == "compression":
+        res, name = compression(a.data, a.seeds, a.steps, a.finetune, a.n), f"compression_{a.data}"
+    elif a.part == "cf":
+        res, name = cf(a.seeds, a.steps, a.finetune, 8.0), "cf"
+    else:
+        res, name = speed(), "speed"
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
