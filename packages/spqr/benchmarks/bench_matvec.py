@@ -38,7 +38,6 @@ from papercore.bench import (
 from papercore.kernels.packing import pack_bits
 from papercore.testing import rel_error
 from spqr.kernels import select_path, spqr_linear, triton_ops
-from spqr.kernels.layout import layout_of
 from spqr.kernels.triton_ops import FastConfig, fast_gemv, fast_linear_dequant
 from spqr.quantized_linear import QuantizedLinear, build_csr, index_dtype
 
@@ -75,7 +74,7 @@ def make_layer(in_f: int, out_f: int, outliers: float = 0.01, device=None) -> Qu
     q.outlier_row_offsets.copy_(offsets)
     q.outlier_col_indices.copy_(cols)
     q.outlier_values.copy_(vals)
-    return q
+    return q.to_kernel_layout_()  # as loaded: the kernel layout replaces the stored buffers
 
 
 def layer_bytes(layer: QuantizedLinear) -> int:
@@ -83,11 +82,9 @@ def layer_bytes(layer: QuantizedLinear) -> int:
 
 
 def read_bytes(layer: QuantizedLinear) -> int:
-    """Bytes the fast kernel reads: its layout (codes, statistic codes, second-level coefficients,
-    outlier deltas) and the stored permutation and CSR indices."""
-    lay = layout_of(layer)
-    shared = [layer.perm, layer.outlier_row_offsets, layer.outlier_col_indices]
-    return lay.nbytes + sum(t.numel() * t.element_size() for t in shared)
+    """Bytes the fast kernel reads: everything the layer holds in its kernel layout (codes, statistic
+    codes, second-level statistics, permutation, outliers)."""
+    return layer.nbytes
 
 
 def sweep(shape: str, tokens: int, outliers: float) -> FastConfig:

@@ -41,10 +41,15 @@ def test_dequantize_is_bit_exact_with_the_engine(preset):
     r = quantize_weight(w, xtx, SpQRConfig.from_preset(preset))
     assert r.outlier_mask.sum() > 0
     bias = torch.randn(32)
-    q = QuantizedLinear.from_result(r, bias)
-    assert q.codes.dtype == torch.int32 and q.perm.dtype == torch.int16
-    assert q.scale_qq_scale.dtype == torch.float16 and q.outlier_col_indices.dtype == torch.int16
-    assert torch.equal(q.dequantize(), r.weight)
+    q = QuantizedLinear.from_result(r, bias)  # held in the kernel layout
+    stored = QuantizedLinear.from_result(r, bias, kernel_layout=False)
+    assert q.layout == "kernel" and stored.layout == "stored"
+    assert stored.codes.dtype == torch.int32 and stored.perm.dtype == torch.int16
+    assert stored.scale_qq_scale.dtype == torch.float16 and stored.outlier_col_indices.dtype == torch.int16
+    assert torch.equal(q.dequantize(), r.weight) and torch.equal(stored.dequantize(), r.weight)
+    # Both layouts save the same tensors, bit for bit.
+    a, b = q.state_dict(), stored.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
     x = torch.randn(5, 64)
     torch.testing.assert_close(q(x), x @ r.weight.T + bias)
     # Stored size = the paper's formula + perm, row offsets and word padding.
@@ -58,7 +63,7 @@ def test_fp16_first_level_stats_match_after_rounding(preset):
     w, xtx = _layer()
     r = quantize_weight(w, xtx, SpQRConfig.from_preset(preset, groupsize=16))
     q = QuantizedLinear.from_result(r, None)
-    assert q.scale.dtype == torch.float16 and q.bias is None
+    assert q.stored_tensors()["scale"].dtype == torch.float16 and q.bias is None
     group = torch.argsort(r.perm) // r.config.groupsize
     s, z = r.scale.half().float()[:, group], r.zero.half().float()[:, group]
     torch.testing.assert_close(q.dequantize(), s * (r.codes.float() - z), rtol=0, atol=1e-6)

@@ -27,12 +27,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from papercore.io import atomic_dir, safetensors_headers
+from papercore.io import safetensors_headers
 from spqr.config import SpQRConfig
 from spqr.quantized_linear import QuantizedLinear
 
@@ -85,17 +87,30 @@ def quantization_config(model: nn.Module, config: SpQRConfig | None = None) -> d
 def save_quantized(
     model: nn.Module, path: str | os.PathLike, tokenizer=None, config: SpQRConfig | None = None
 ) -> Path:
-    """Save a model with QuantizedLinear layers (written to a temporary folder, then renamed onto ``path``)."""
+    """Save a model with QuantizedLinear layers into the folder ``path`` (created if needed).
+
+    The files are written to a temporary folder inside ``path`` and moved in, ``config.json`` last
+    (it is removed first, so a crash halfway leaves a folder that is not a model rather than a mixed
+    one). An earlier model's weights in ``path`` are replaced; other files (a run's summary, its
+    per-block checkpoints) are kept, so ``path`` can be the output folder of a run.
+    """
     path = Path(path)
     qcfg = quantization_config(model, config)
+    path.mkdir(parents=True, exist_ok=True)
     old = model.config.to_dict().get("quantization_config")
+    tmp = Path(tempfile.mkdtemp(prefix=".save-", dir=path))
     try:
-        with atomic_dir(path) as tmp:
-            model.config.quantization_config = qcfg
-            model.save_pretrained(tmp, safe_serialization=True)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
+        model.config.quantization_config = qcfg
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (path / "config.json").unlink(missing_ok=True)
+        for stale in [*path.glob("*.safetensors"), *path.glob("*.safetensors.index.json")]:
+            stale.unlink()
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == "config.json"):
+            os.replace(f, path / f.name)
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         if old is None:
             del model.config.quantization_config
         else:
@@ -217,7 +232,8 @@ def check_checkpoint(path: str | os.PathLike) -> dict:
 
 def load_quantized(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Load a folder written by :func:`save_quantized`: checked first (:func:`check_checkpoint`), then built
-    on the CPU with QuantizedLinear layers, loaded, moved to ``device`` and put in eval mode."""
+    on the CPU with QuantizedLinear layers, loaded, converted to the kernel layout (which replaces
+    the stored buffers), moved to ``device`` and put in eval mode."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -232,5 +248,15 @@ def load_quantized(path: str | os.PathLike, device: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
     if tied:
         model.tie_weights()
+    to_kernel_layout_(model)
     model.config.quantization_config = qcfg
     return model.to(device).eval()
+
+
+def to_kernel_layout_(model: nn.Module) -> nn.Module:
+    """Convert every QuantizedLinear of ``model`` to the kernel layout (one copy of each weight in
+    memory; see :meth:`QuantizedLinear.to_kernel_layout_`), in place."""
+    for m in model.modules():
+        if isinstance(m, QuantizedLinear):
+            m.to_kernel_layout_()
+    return model

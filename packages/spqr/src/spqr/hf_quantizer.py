@@ -5,14 +5,15 @@ Importing :mod:`spqr` registers a quantization config and a quantizer under the 
 name ``"spqr"`` belongs to the authors' ``spqr_quant`` package and its own layout. The quantizer
 loads pre-quantized checkpoints only (``requires_calibration``). Before the weights load, it swaps
 each linear named in ``quantization_config["layers"]`` for a :class:`~spqr.QuantizedLinear` of the
-recorded shape, and the checkpoint's tensors then fill its buffers.
+recorded shape, and the checkpoint's tensors then fill its buffers; after loading, each layer is
+converted to the kernel layout (:meth:`spqr.QuantizedLinear.to_kernel_layout_`).
 """
 
 from __future__ import annotations
 
 import math
 
-from spqr.checkpoint import QUANT_METHOD, swap_quantized_layers
+from spqr.checkpoint import QUANT_METHOD, swap_quantized_layers, to_kernel_layout_
 
 try:
     from transformers.quantizers import HfQuantizer
@@ -61,7 +62,7 @@ if HfQuantizer is not None and QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
             swap_quantized_layers(model, self.quantization_config.to_dict())
 
         def _process_model_after_weight_loading(self, model, **kwargs):
-            return model
+            return to_kernel_layout_(model)  # the kernel layout replaces the loaded stored buffers
 
         @property
         def is_trainable(self) -> bool:

@@ -182,6 +182,9 @@ def load_block(ckpts: BlockCheckpoints, block: nn.Module, i: int, config: SpQRCo
         )
 
     ckpts.load(block, i, make_layer)
+    for m in block.modules():
+        if isinstance(m, QuantizedLinear):
+            m.to_kernel_layout_()
 
 
 def model_bits(model: nn.Module) -> dict[str, float]:

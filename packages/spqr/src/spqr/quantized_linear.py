@@ -30,15 +30,26 @@ before using them (:func:`spqr.engine.fp16_grid`), so for the SpQR presets
 fp16 here, so the stored layer differs from the engine's weight by that rounding.
 
 Floating buffers stay fp16 whatever ``module.to(dtype)`` asks (only the bias follows the dtype).
+
+**In memory**, a layer whose configuration has a kernel layout (:func:`spqr.kernels.layout.fast_supported`:
+2-4-bit codes, groups of a multiple of 16 columns, asymmetric statistics of at most 4 bits or fp16;
+every preset) holds that layout *instead of* the stored buffers once :meth:`QuantizedLinear.to_kernel_layout_`
+ran, which :meth:`QuantizedLinear.from_result`, :func:`spqr.load_quantized`, ``from_pretrained`` and
+the resume of :func:`spqr.quantize_` do. ``state_dict()`` always gives the stored format (converted
+back on the fly), so checkpoints do not depend on the layout in memory; :attr:`QuantizedLinear.layout`
+says which one a layer holds.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from papercore.kernels.packing import pack_bits, packed_numel, unpack_bits
 from spqr.config import FP16_STATS, SpQRConfig, bits_per_parameter
+from spqr.kernels import layout as kernel_layout
 from spqr.kernels import spqr_linear
 
 INDEX16_LIMIT = 32768  # int16 column indices / permutation when in_features < this
@@ -114,34 +125,95 @@ class QuantizedLinear(nn.Module):
         self.wbits, self.groupsize, self.qq_groupsize, self.sym = wbits, groupsize, qq_groupsize, sym
         self.qq_scale_bits, self.qq_zero_bits = qq_scale_bits, qq_zero_bits
         self.nnz = nnz
-        groups = in_features // groupsize
-        i32 = {"device": device, "dtype": torch.int32}
-        f16 = {"device": device, "dtype": torch.float16}
-        self.register_buffer("codes", torch.zeros(out_features, packed_numel(in_features, wbits), **i32))
-        self.register_buffer("perm", torch.zeros(in_features, device=device, dtype=index_dtype(in_features)))
+        self.layout = "stored"  # or "kernel": see to_kernel_layout_
+        for name, (shape, dt) in self.stored_spec().items():
+            self.register_buffer(name, torch.zeros(shape, device=device, dtype=dt))
+        self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype)) if bias else None
+
+    def stored_spec(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Name -> (shape, dtype) of every stored tensor but the bias (the checkpoint format)."""
+        o, i, groups = self.out_features, self.in_features, self.in_features // self.groupsize
+        idx = index_dtype(i)
+        spec = {"codes": ((o, packed_numel(i, self.wbits)), torch.int32), "perm": ((i,), idx)}
         for stat, bits in self._stats():
             if bits < FP16_STATS:
-                if out_features % qq_groupsize:
-                    raise ValueError(
-                        f"qq_groupsize {qq_groupsize} does not divide out_features {out_features}"
-                    )
-                self.register_buffer(
-                    f"{stat}_codes", torch.zeros(packed_numel(out_features * groups, bits), **i32)
-                )
-                self.register_buffer(
-                    f"{stat}_qq_scale", torch.zeros(out_features // qq_groupsize, groups, **f16)
-                )
-                self.register_buffer(
-                    f"{stat}_qq_zero", torch.zeros(out_features // qq_groupsize, groups, **f16)
-                )
+                if o % self.qq_groupsize:
+                    raise ValueError(f"qq_groupsize {self.qq_groupsize} does not divide out_features {o}")
+                spec[f"{stat}_codes"] = ((packed_numel(o * groups, bits),), torch.int32)
+                spec[f"{stat}_qq_scale"] = ((o // self.qq_groupsize, groups), torch.float16)
+                spec[f"{stat}_qq_zero"] = ((o // self.qq_groupsize, groups), torch.float16)
             else:
-                self.register_buffer(stat, torch.zeros(out_features, groups, **f16))
-        self.register_buffer("outlier_row_offsets", torch.zeros(out_features + 1, **i32))
-        self.register_buffer(
-            "outlier_col_indices", torch.zeros(nnz, device=device, dtype=index_dtype(in_features))
-        )
-        self.register_buffer("outlier_values", torch.zeros(nnz, **f16))
-        self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype)) if bias else None
+                spec[stat] = ((o, groups), torch.float16)
+        spec["outlier_row_offsets"] = ((o + 1,), torch.int32)
+        spec["outlier_col_indices"] = ((self.nnz,), idx)
+        spec["outlier_values"] = ((self.nnz,), torch.float16)
+        return spec
+
+    # ------------------------------------------------------------------ the layout in memory
+    @property
+    def has_kernel_layout(self) -> bool:
+        """Whether this configuration has a kernel layout (:func:`spqr.kernels.layout.fast_supported`)."""
+        return kernel_layout.fast_supported(self)
+
+    @torch.no_grad()
+    def to_kernel_layout_(self) -> QuantizedLinear:
+        """Replace the stored buffers by the kernel layout (:mod:`spqr.kernels.layout`), in place.
+
+        A no-op for a layer already converted or whose configuration has no kernel layout (those
+        keep the stored buffers, which the generic kernels read). Returns the layer.
+        """
+        if self.layout == "kernel" or not self.has_kernel_layout:
+            return self
+        new = kernel_layout.to_kernel(self)
+        for name in kernel_layout.STORED_ONLY:
+            self._buffers.pop(name, None)
+        for name, t in new.items():
+            self.register_buffer(name, t)
+        self.layout = "kernel"
+        return self
+
+    @torch.no_grad()
+    def to_stored_layout_(self) -> QuantizedLinear:
+        """Inverse of :meth:`to_kernel_layout_` (bit-exact); returns the layer."""
+        if self.layout == "stored":
+            return self
+        stored = self.stored_tensors()
+        for name in kernel_layout.KERNEL_ONLY:
+            self._buffers.pop(name, None)
+        for name in self.stored_spec():
+            self.register_buffer(name, stored[name])
+        self.layout = "stored"
+        return self
+
+    def stored_tensors(self) -> dict[str, torch.Tensor]:
+        """The stored-format tensors (every one but the bias), converted from the kernel layout if the
+        layer holds it (new tensors; the layer is unchanged)."""
+        if self.layout == "stored":
+            return {name: self._buffers[name] for name in self.stored_spec()}
+        converted = kernel_layout.to_stored(self)
+        return {name: converted.get(name, self._buffers.get(name)) for name in self.stored_spec()}
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if self.layout == "stored":
+            return super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+        for name, t in self.stored_tensors().items():
+            destination[prefix + name] = t
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        converted = self.layout == "kernel"
+        if converted:  # load into stored buffers of the recorded shapes, then convert again
+            dev = self.perm.device
+            for name in kernel_layout.KERNEL_ONLY:
+                self._buffers.pop(name, None)
+            for name, (shape, dt) in self.stored_spec().items():
+                if name not in self._buffers:
+                    self.register_buffer(name, torch.zeros(shape, device=dev, dtype=dt))
+            self.layout = "stored"
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        if converted:
+            self.to_kernel_layout_()
 
     def _stats(self) -> list[tuple[str, int]]:
         return [("scale", self.qq_scale_bits)] + ([] if self.sym else [("zero", self.qq_zero_bits)])
@@ -164,8 +236,16 @@ class QuantizedLinear(nn.Module):
 
     @classmethod
     @torch.no_grad()
-    def from_result(cls, result, bias: torch.Tensor | None = None, dtype: torch.dtype | None = None):
-        """Store an :class:`spqr.engine.SpQRResult` (and the layer's bias)."""
+    def from_result(
+        cls,
+        result,
+        bias: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        kernel_layout: bool = True,
+    ):
+        """Store an :class:`spqr.engine.SpQRResult` (and the layer's bias); with ``kernel_layout``, then
+        convert it to the kernel layout (:meth:`to_kernel_layout_`)."""
         cfg = result.config
         out_f, in_f = result.codes.shape
         dev = result.codes.device
@@ -203,14 +283,64 @@ class QuantizedLinear(nn.Module):
         layer.outlier_values.copy_(values)
         if bias is not None:
             layer.bias.copy_(bias)
-        return layer
+        return layer.to_kernel_layout_() if kernel_layout else layer
+
+    @classmethod
+    @torch.no_grad()
+    def random(
+        cls,
+        config: SpQRConfig,
+        in_features: int,
+        out_features: int,
+        *,
+        outlier_share: float = 0.01,
+        bias: bool = False,
+        seed: int = 0,
+        device=None,
+        dtype: torch.dtype = torch.float32,
+    ) -> QuantizedLinear:
+        """A layer of ``config``'s format with random codes, statistics and outliers (for timing; the
+        weight means nothing). Statistics are drawn so that the weights are of order 0.1."""
+        gen = torch.Generator().manual_seed(seed)
+        mask = torch.rand(out_features, in_features, generator=gen) < outlier_share
+        layer = cls.from_config(
+            config, in_features, out_features, nnz=int(mask.sum()), bias=bias, dtype=dtype
+        )
+        groups = in_features // config.groupsize
+        codes = torch.randint(
+            0, 2**config.wbits, (out_features, in_features), generator=gen, dtype=torch.int32
+        )
+        layer.codes.copy_(pack_bits(codes, config.wbits))
+        layer.perm.copy_(torch.randperm(in_features, generator=gen).to(layer.perm.dtype))
+        for stat, bits in layer._stats():
+            if bits < FP16_STATS:
+                c = torch.randint(0, 2**bits, (out_features * groups,), generator=gen, dtype=torch.int32)
+                getattr(layer, f"{stat}_codes").copy_(pack_bits(c, bits))
+                shape = (out_features // config.qq_groupsize, groups)
+                qq = torch.rand(shape, generator=gen)
+                top = 0.1 / 2**config.wbits if stat == "scale" else 2.0**config.wbits / 2**bits
+                getattr(layer, f"{stat}_qq_scale").copy_(((0.5 + qq) * top).half())
+                getattr(layer, f"{stat}_qq_zero").copy_(torch.zeros(shape).half())
+            else:
+                top = 0.1 / 2**config.wbits if stat == "scale" else 2.0**config.wbits
+                getattr(layer, stat).copy_((torch.rand(out_features, groups, generator=gen) * top).half())
+        offsets, cols, values = build_csr(mask, torch.randn(int(mask.sum()), generator=gen), layer.perm.dtype)
+        layer.outlier_row_offsets.copy_(offsets)
+        layer.outlier_col_indices.copy_(cols)
+        layer.outlier_values.copy_(values)
+        if bias:
+            layer.bias.copy_(torch.randn(out_features, generator=gen) * 0.1)
+        layer.requires_grad_(False)
+        return layer.to_kernel_layout_().to(device)
 
     # ------------------------------------------------------------------ dequantization
     def statistic(self, stat: str) -> torch.Tensor:
         """First-level ``scale`` or ``zero`` as float32 ``[out, groups]``."""
         groups = self.in_features // self.groupsize
         if stat == "zero" and self.sym:
-            return torch.full((self.out_features, groups), 2.0 ** (self.wbits - 1), device=self.codes.device)
+            return torch.full((self.out_features, groups), 2.0 ** (self.wbits - 1), device=self.perm.device)
+        if self.layout == "kernel":
+            return kernel_layout.kernel_statistic(self, stat)
         bits = self.qq_scale_bits if stat == "scale" else self.qq_zero_bits
         if bits >= FP16_STATS:
             return getattr(self, stat).float()
@@ -222,12 +352,22 @@ class QuantizedLinear(nn.Module):
 
     def dequantize(self) -> torch.Tensor:
         """The dense float32 ``[out, in]`` weight: codes and statistics (permuted order), un-permuted, outliers replaced."""
-        q = unpack_bits(self.codes, self.wbits, self.in_features).float()
+        if self.layout == "kernel":
+            q = kernel_layout.kernel_codes(self).float()
+        else:
+            q = unpack_bits(self.codes, self.wbits, self.in_features).float()
         scale = self.statistic("scale").repeat_interleave(self.groupsize, 1)
         zero = self.statistic("zero").repeat_interleave(self.groupsize, 1)
         w_perm = scale * (q - zero)
+        if self.layout == "kernel":  # outliers at their permuted columns
+            mask, dense = csr_to_dense(
+                self.outlier_row_offsets, self.outlier_perm_cols, self.outlier_values.float(), tuple(q.shape)
+            )
+            w_perm = torch.where(mask, dense, w_perm)
         w = torch.empty_like(w_perm)
         w[:, self.perm.long()] = w_perm
+        if self.layout == "kernel":
+            return w
         mask, dense = csr_to_dense(
             self.outlier_row_offsets, self.outlier_col_indices, self.outlier_values.float(), tuple(w.shape)
         )
@@ -239,8 +379,17 @@ class QuantizedLinear(nn.Module):
     # ------------------------------------------------------------------ size
     @property
     def stored_bits(self) -> int:
-        """Bits of every stored tensor but the bias."""
-        return sum(b.numel() * b.element_size() * 8 for b in self.buffers())
+        """Bits of every stored tensor but the bias (the checkpoint format, whatever the layout in memory)."""
+        return sum(
+            math.prod(shape) * torch.tensor([], dtype=dt).element_size() * 8
+            for shape, dt in self.stored_spec().values()
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this layer holds in memory: its buffers (in the layout it holds) and the bias."""
+        tensors = [*self._buffers.values(), *self._parameters.values()]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
     @property
     def bits_per_parameter(self) -> float:
@@ -266,21 +415,18 @@ class QuantizedLinear(nn.Module):
         """Stored bits the formula does not count: the permutation, the CSR row offsets, padding of the last
         word of each packed row / stream, and 16 extra bits per outlier column index when those are int32."""
         n, o, groups = self.in_features, self.out_features, self.in_features // self.groupsize
-        bits = self.perm.numel() * self.perm.element_size() * 8 + 32 * (o + 1)
-        bits += o * (self.codes.shape[1] * 32 - n * self.wbits)
+        spec = self.stored_spec()
+        index_bits = torch.tensor([], dtype=spec["perm"][1]).element_size() * 8
+        bits = n * index_bits + 32 * (o + 1)
+        bits += o * (spec["codes"][0][1] * 32 - n * self.wbits)
         for stat, b in self._stats():
             if b < FP16_STATS:
-                bits += getattr(self, f"{stat}_codes").numel() * 32 - o * groups * b
-        bits += self.nnz * (self.outlier_col_indices.element_size() * 8 - 16)
+                bits += spec[f"{stat}_codes"][0][0] * 32 - o * groups * b
+        bits += self.nnz * (index_bits - 16)
         return bits
 
     # ------------------------------------------------------------------ fp16 buffers keep their dtype
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._kernel_layout = None  # the fast kernel's layout is rebuilt from the new buffers
-        return super()._load_from_state_dict(*args, **kwargs)
-
     def _apply(self, fn, recurse=True):
-        self._kernel_layout = None
         halves = [k for k, b in self._buffers.items() if b is not None and b.dtype == torch.float16]
         for k in halves:  # integer views are moved between devices but never cast
             self._buffers[k] = self._buffers[k].view(torch.int16)
@@ -294,5 +440,5 @@ class QuantizedLinear(nn.Module):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, wbits={self.wbits}, "
             f"groupsize={self.groupsize}, qq_bits=({self.qq_scale_bits}, {self.qq_zero_bits}), "
-            f"qq_groupsize={self.qq_groupsize}, nnz={self.nnz}, bias={self.bias is not None}"
+            f"qq_groupsize={self.qq_groupsize}, nnz={self.nnz}, bias={self.bias is not None}, layout={self.layout}"
         )

@@ -1,6 +1,8 @@
 """Every kernel path of spqr.kernels equals F.linear(x, layer.dequantize(), bias), computed in float64.
 
-Triton kernels run on CPU under TRITON_INTERPRET=1 (skipped otherwise), in float32.
+Triton kernels run on CPU under TRITON_INTERPRET=1 (skipped otherwise), in float32 and float16;
+bfloat16 (which the interpreter cannot compute) through dequantize comparisons here, and through
+the kernels in the GPU-only tests at the end.
 """
 
 import pytest
@@ -8,15 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from papercore.kernels.packing import pack_bits
-from papercore.testing import assert_close_rel, triton_or_skip
+from papercore.kernels.triton_guard import triton_mode
+from papercore.testing import assert_close_rel, gpu, tolerance, triton_or_skip
 from spqr.config import SpQRConfig
 from spqr.engine import quantize_weight
 from spqr.kernels import select_path, spqr_linear
-from spqr.kernels.layout import fast_supported
 from spqr.kernels.triton_ops import (
     FAST_MAX_TOKENS,
     MAX_TOKENS,
     GemvConfig,
+    fast_gemv,
     invert_perm,
     triton_dequantize,
     triton_gemv,
@@ -29,18 +32,20 @@ OUT, IN = 48, 96  # 48 rows: a partial row block; 96 columns of 3 bits: codes st
 FAST_TOL = 5e-5
 
 
-def random_layer(wbits=3, groupsize=16, qq_bits=3, outliers=0.03, sym=False, bias=True, seed=0):
-    """A QuantizedLinear with random codes, statistics, permutation and outliers (format-level tests)."""
-    return random_layer_sized(wbits, groupsize, qq_bits, outliers, sym, bias, seed, OUT, IN)
+def random_layer(wbits=3, groupsize=16, qq_bits=3, outliers=0.03, sym=False, bias=True, seed=0, kernel=False):
+    """A QuantizedLinear with random codes, statistics, permutation and outliers (format-level tests),
+    in the stored format, or converted to the kernel layout (where its configuration has one)."""
+    layer = random_layer_sized(wbits, groupsize, qq_bits, outliers, sym, bias, seed, OUT, IN)
+    return layer.to_kernel_layout_() if kernel else layer
 
 
 def random_layer_sized(wbits=3, groupsize=16, qq_bits=3, outliers=0.03, sym=False, bias=True, seed=0, out=OUT,
-                       inp=IN):  # fmt: skip
+                       inp=IN, full_row=True):  # fmt: skip
     OUT, IN = out, inp  # noqa: N806
     gen = torch.Generator().manual_seed(seed)
     groups = IN // groupsize
     mask = torch.rand(OUT, IN, generator=gen) < outliers
-    mask[5] = True  # a row full of outliers
+    mask[5] = full_row  # a row full of outliers
     mask[6] = False  # and one without
     if not outliers:
         mask[:] = False
@@ -96,13 +101,13 @@ LAYERS = {
 @pytest.mark.parametrize("name", LAYERS)
 @pytest.mark.parametrize("tokens", [1, 2, 7, 64, "3d"])
 def test_spqr_linear_matches_reference(name, tokens):
+    """The stored format: the generic kernels (the fast ones are tested in test_layout.py)."""
     triton_or_skip()
     layer = random_layer(**LAYERS[name])
     x = make_x(tokens)
     path = select_path(x, layer, backend="triton")
     n = x.numel() // IN
-    gemv_limit = FAST_MAX_TOKENS if fast_supported(layer) else MAX_TOKENS
-    assert path == ("triton_gemv" if n <= gemv_limit else "triton_dequant")
+    assert path == ("triton_gemv" if n <= MAX_TOKENS else "triton_dequant")
     y = spqr_linear(x, layer, layer.bias, backend="triton")
     assert y.shape == (*x.shape[:-1], OUT) and y.dtype == torch.float32
     assert_close_rel(y, expected(x, layer, layer.bias), FAST_TOL, f"{name} {tokens} tokens [{path}]")
@@ -117,10 +122,25 @@ def test_gemv_and_dequant_kernels_directly(bias, tokens):
     x = make_x(tokens, seed=4)
     inv = invert_perm(layer.perm)
     assert torch.equal(inv.long()[layer.perm.long()], torch.arange(IN))
-    assert_close_rel(triton_gemv(x, layer, b), expected(x, layer, b), FAST_TOL)
-    generic = GemvConfig(32, 32)  # a config forces the generic kernel on the stored bitstreams
+    assert_close_rel(triton_gemv(x, layer, b), expected(x, layer, b), 1e-5)
+    generic = GemvConfig(32, 32)  # another launch configuration of the generic kernel
     assert_close_rel(triton_gemv(x, layer, b, inv_perm=inv, config=generic), expected(x, layer, b), 1e-5)
     torch.testing.assert_close(triton_dequantize(layer, torch.float32), layer.dequantize(), rtol=0, atol=0)
+
+
+def test_kernel_layout_through_the_public_launchers():
+    """A layer holding the kernel layout: triton_gemv goes to the fast GEMV, triton_dequantize
+    un-permutes the fast dequantization; the generic kernel refuses it."""
+    triton_or_skip()
+    stored, fast = random_layer(wbits=3, seed=3), random_layer(wbits=3, seed=3, kernel=True)
+    x = make_x(FAST_MAX_TOKENS, seed=4)
+    assert_close_rel(triton_gemv(x, fast, fast.bias), expected(x, stored, stored.bias), FAST_TOL)
+    # the fast dequantization computes s (q - z) in its multiply-add form: float32 rounding apart
+    assert_close_rel(triton_dequantize(fast, torch.float32), stored.dequantize(), 1e-6)
+    with pytest.raises(ValueError, match="stored layout"):
+        triton_gemv(x, fast, fast.bias, config=GemvConfig(32, 32))
+    with pytest.raises(ValueError, match="kernel layout"):
+        fast_gemv(x, stored)
 
 
 @pytest.mark.parametrize("preset", ["w3", "w4", "gptq3"])
@@ -133,6 +153,7 @@ def test_engine_layers(preset):
     cfg = SpQRConfig.from_preset(preset, **({"groupsize": 16} if preset == "gptq3" else {}))
     r = quantize_weight(w, (xs.T @ xs / 256).double(), cfg)
     layer = QuantizedLinear.from_result(r, torch.randn(32, generator=gen))
+    assert layer.layout == "kernel"  # as quantized: the fast kernels
     for tokens in (1, 5, 40):
         x = torch.randn(tokens, 64, generator=gen)
         y = spqr_linear(x, layer, layer.bias, backend="triton")
@@ -171,3 +192,70 @@ def test_gradients_in_x_and_bias(backend):
     w = layer.dequantize()
     assert_close_rel(x.grad, g @ w, 1e-5)
     assert_close_rel(layer.bias.grad, g.sum(0), 1e-6)
+
+
+# ------------------------------------------------------------------ float16 and bfloat16 activations
+FP16_LAYERS = {"3bit": dict(wbits=3)}  # (fp16 first-level statistics: the float32 tests)
+
+
+@pytest.mark.parametrize("name", FP16_LAYERS)
+def test_float16_paths_under_the_interpreter(name):
+    """fp16 activations through every Triton path (the interpreter computes fp16): the fast GEMV and
+    dequantize-then-GEMM on the kernel layout, the generic GEMV and dequantize on the stored one."""
+    triton_or_skip()
+    stored = random_layer(**FP16_LAYERS[name], seed=4)
+    kernel = random_layer(**FP16_LAYERS[name], seed=4, kernel=True)
+    bias = stored.bias.half()
+    tol = tolerance(torch.float16)
+    paths = set()
+    for tokens in (3, MAX_TOKENS + 1):  # a GEMV, then dequantize + GEMM, for either layout
+        x = make_x(tokens, seed=5).half()
+        want = expected(x, stored, bias)
+        for layer in (stored, kernel):
+            path = select_path(x, layer, backend="triton")
+            paths.add((layer.layout, path))
+            y = spqr_linear(x, layer, bias, backend="triton")
+            assert y.dtype == torch.float16
+            assert_close_rel(y, want, tol, f"{name} {layer.layout} {tokens} tokens [{path}]")
+    assert paths == {(lay, p) for lay in ("stored", "kernel") for p in ("triton_gemv", "triton_dequant")}
+    # The dense weight written in fp16 is the float32 one rounded once.
+    assert torch.equal(triton_dequantize(stored, torch.float16), stored.dequantize().half())
+
+
+@pytest.mark.parametrize("kernel", [False, True])
+def test_bfloat16_by_dequantize_comparison(kernel):
+    """bf16 activations: the kernels compute in float32 and round the dense weight (dequantize paths)
+    or the output (GEMV) to bf16. The interpreter has no bf16 math, so on a CPU a bf16 input takes the
+    torch reference, which is compared here with the float64 product at the bf16 tolerance, and the
+    Triton dense weight in float32 is compared with the reference weight that bf16 rounds."""
+    layer = random_layer(wbits=3, seed=7, kernel=kernel)
+    ref = random_layer(wbits=3, seed=7)
+    x = make_x(5, seed=8).bfloat16()
+    bias = layer.bias.bfloat16()
+    assert select_path(x, layer, backend="auto") == "dequant"
+    y = spqr_linear(x, layer, bias)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, F.linear(x, ref.dequantize().bfloat16(), bias))
+    assert_close_rel(y, expected(x, ref, bias), tolerance(torch.bfloat16))
+    if triton_mode("cpu") != "unavailable":  # the interpreter: the Triton dense weight, rounded to bf16
+        w = triton_dequantize(layer, torch.float32).bfloat16()
+        if kernel:  # the multiply-add form of the fast kernel: float32 rounding apart
+            assert_close_rel(w, ref.dequantize(), tolerance(torch.bfloat16))
+        else:
+            assert torch.equal(w, ref.dequantize().bfloat16())
+
+
+@gpu
+@pytest.mark.parametrize("kernel", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_kernels_on_gpu(kernel, dtype):
+    """On a GPU: every Triton path in fp16 and bf16 against the float64 reference."""
+    layer = random_layer(wbits=3, seed=9, kernel=kernel).cuda()
+    ref = random_layer(wbits=3, seed=9)
+    bias = layer.bias.to(dtype)
+    for tokens in (1, 3, 7, 64):
+        x = make_x(tokens, seed=10).to(dtype)
+        y = spqr_linear(x.cuda(), layer, bias, backend="triton")
+        assert y.dtype == dtype
+        assert_close_rel(y.cpu(), expected(x, ref, bias.cpu()), tolerance(dtype), f"{dtype} {tokens} tokens")
+    assert torch.equal(triton_dequantize(layer, dtype).cpu(), ref.dequantize().to(dtype))

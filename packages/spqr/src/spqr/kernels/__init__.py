@@ -7,22 +7,23 @@
 ==================  ===============================================================================
 path                when
 ==================  ===============================================================================
-``triton_gemv``     Triton, few tokens. Layers with a fast layout (:func:`spqr.kernels.layout.fast_supported`:
-                    2-4-bit codes, the default or fp16 statistics, power-of-two groups) up to
-                    ``FAST_MAX_TOKENS`` (4): the fast kernel (:mod:`spqr.kernels._fast`) decodes each
-                    code once for all tokens with the statistics factored out of the inner loop, and
-                    adds the outlier corrections ``(v - w_dense) * x[:, c]`` (outliers REPLACE the
-                    dense value) in the same launch. Other layers up to 16 tokens (power-of-two
-                    groupsize): the generic kernel on the stored bitstreams
+``triton_gemv``     Triton, few tokens. Layers that hold the kernel layout (``layer.layout ==
+                    "kernel"``, :mod:`spqr.kernels.layout`: 2-4-bit codes, the default or fp16
+                    statistics, power-of-two groups) up to ``FAST_MAX_TOKENS`` (4): the fast kernel
+                    (:mod:`spqr.kernels._fast`) decodes each code once for all tokens with the
+                    statistics factored out of the inner loop, and adds the outlier corrections
+                    ``(v - w_dense) * x[:, c]`` (outliers REPLACE the dense value) in the same launch.
+                    Layers in the stored format up to 16 tokens (power-of-two groupsize): the generic
+                    kernel on the stored bitstreams
 ``triton_dequant``  Triton, more tokens (or another groupsize): a Triton kernel writes the dense
                     weight in ``x.dtype`` (outliers replaced by a second small kernel), then ``F.linear``
-                    (with the fast layout: in the permuted column order, against ``x[:, perm]``)
+                    (with the kernel layout: in the permuted column order, against ``x[:, perm]``)
 ``dequant``         everything else (CPU, ``backend="torch"``, float64, ...): the torch reference
 ==================  ===============================================================================
 
 "Triton" means CUDA tensors with ``backend="auto"`` (fp16, bf16 or fp32 activations), or
 ``backend="triton"``, which also runs the kernels on CPU tensors under ``TRITON_INTERPRET=1`` (fp32
-only there: the interpreter has no bf16 math). Accumulation is float32; the dense weight is rounded
+and fp16 there: the interpreter has no bf16 math). Accumulation is float32; the dense weight is rounded
 to ``x.dtype`` before it multiplies ``x``, as the reference does.
 """
 
@@ -34,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from papercore.kernels.triton_guard import interpreter_enabled, resolve_backend
-from spqr.kernels.layout import fast_supported
 from spqr.kernels.triton_ops import FAST_MAX_TOKENS, MAX_TOKENS, gemv_supported
 
 PATHS = ("triton_gemv", "triton_dequant", "dequant")
@@ -43,13 +43,16 @@ _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 def select_path(x: torch.Tensor, layer, backend: str = "auto") -> str:
     """Name of the path :func:`spqr_linear` takes for these inputs (one of :data:`PATHS`)."""
-    dtypes = (torch.float32,) if interpreter_enabled() and x.device.type == "cpu" else _TRITON_DTYPES
+    cpu = interpreter_enabled() and x.device.type == "cpu"
+    dtypes = (torch.float32, torch.float16) if cpu else _TRITON_DTYPES
     if resolve_backend(backend, x.device) != "triton" or x.dtype not in dtypes:
         return "dequant"
     if layer.in_features % layer.groupsize:
         return "dequant"
     tokens = math.prod(x.shape[:-1])
-    if fast_supported(layer):  # the fast layout: its GEMV up to FAST_MAX_TOKENS, then dequantize + GEMM
+    if (
+        getattr(layer, "layout", "stored") == "kernel"
+    ):  # its GEMV up to FAST_MAX_TOKENS, then dequantize + GEMM
         return "triton_gemv" if tokens <= FAST_MAX_TOKENS else "triton_dequant"
     if tokens <= MAX_TOKENS and gemv_supported(layer):
         return "triton_gemv"
@@ -127,10 +130,9 @@ def _linear(x, layer, bias, backend, inv_perm) -> torch.Tensor:
 
         y = triton_gemv(x2, layer, bias, inv_perm=inv_perm)
     elif path == "triton_dequant":
-        from spqr.kernels.layout import fast_supported
         from spqr.kernels.triton_ops import fast_linear_dequant, triton_dequantize
 
-        if fast_supported(layer):
+        if getattr(layer, "layout", "stored") == "kernel":
             y = fast_linear_dequant(x2, layer, bias)
         else:
             y = F.linear(x2, triton_dequantize(layer, x.dtype), bias)

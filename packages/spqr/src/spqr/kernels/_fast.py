@@ -23,8 +23,10 @@ split over ``n_split`` programs (split-K). Each program first writes its columns
 :math:`\tilde x` and the group sums to a scratch buffer (identical values from every program of
 the same split: no ordering needed), then walks its slabs with the next slab's codes loaded one
 step ahead. The last program of a row block to finish sums the partials (an arrival counter, one
-launch, no zero-filled workspace). Outliers add ``delta * x[c]`` (``delta = value - dense``); split
-``s`` takes every ``n_split``-th outlier of a row. Up to four tokens share each decoded code.
+launch, no zero-filled workspace). An outlier at permuted column ``k`` adds ``(value - dense) *
+x[perm[k]]``, the dense value decoded at ``k`` from the codes and statistics as the reference
+computes it (so the layer keeps no per-outlier difference beside its values); split ``s`` takes
+every ``n_split``-th outlier of a row. Up to four tokens share each decoded code.
 """
 
 from __future__ import annotations
@@ -98,8 +100,10 @@ def _pick(tile, GPS: tl.constexpr, gi: tl.constexpr):
 
 
 @triton.jit
-def _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P: tl.constexpr, GPS: tl.constexpr, STATS16: tl.constexpr):
-    """The code words (three planes, unused ones repeat plane 0) and statistic codes of slab b."""
+def _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P: tl.constexpr, GPS: tl.constexpr, SPG: tl.constexpr,
+               STATS16: tl.constexpr):  # fmt: skip
+    """The code words (three planes, unused ones repeat plane 0) of slab b and the statistic codes of
+    its stat slab b // SPG."""
     cw = codes_ptr + ((b * P * O + rows_c) * 4)[:, None] + t[None, :]
     wd0 = tl.load(cw).to(tl.uint32, bitcast=True)
     wd1 = wd0
@@ -111,26 +115,67 @@ def _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P: tl.constexpr, GPS: tl.cons
     if STATS16:
         st = wd0  # unused
     else:
-        st = tl.load(st_ptr + ((b * O + rows_c) * GPS)[:, None] + tl.arange(0, GPS)[None, :]).to(tl.uint32)
+        bs = b // SPG
+        st = tl.load(st_ptr + ((bs * O + rows_c) * GPS)[:, None] + tl.arange(0, GPS)[None, :]).to(tl.uint32)
     return wd0, wd1, wd2, st
 
 
 @triton.jit
-def _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS: tl.constexpr, B2: tl.constexpr,
+def _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS: tl.constexpr, SPG: tl.constexpr, B2: tl.constexpr,
            STATS16: tl.constexpr):  # fmt: skip
     """First-level scale and zero [BLOCK_O] (float32) of group gi of slab b."""
+    bs = b // SPG
     if STATS16:
-        sz = tl.load(coef_ptr + ((b * O + rows_c) * GPS + gi)[:, None] * 2 + tl.arange(0, 2)[None, :])
-        s, z = tl.split(sz)
+        sz = tl.load(coef_ptr + ((bs * O + rows_c) * GPS + gi)[:, None] * 2 + tl.arange(0, 2)[None, :])
+        s, z = tl.split(sz.to(tl.float32))
     else:
         c = _pick(st, GPS, gi)
-        ab = tl.load(coef_ptr + (((b * (O // B2) + rows_c // B2) * GPS + gi) * 4)[:, None] + t[None, :])
-        a, b2 = tl.split(tl.reshape(ab, [ab.shape[0], 2, 2]))  # (a_s, a_z), (b_s, b_z)
-        a_s, a_z = tl.split(a)
-        b_s, b_z = tl.split(b2)
-        s = a_s * (((c << 19) & (15 << 19)) | magic).to(tl.float32, bitcast=True) + b_s
-        z = a_z * (((c << 15) & (15 << 19)) | magic).to(tl.float32, bitcast=True) + b_z
+        qq = tl.load(coef_ptr + (((bs * (O // B2) + rows_c // B2) * GPS + gi) * 4)[:, None] + t[None, :])
+        qs, qz = tl.split(tl.reshape(qq.to(tl.float32), [qq.shape[0], 2, 2]))  # (qs_s, qs_z), (qz_s, qz_z)
+        qs_s, qs_z = tl.split(qs)
+        qz_s, qz_z = tl.split(qz)
+        # stat = qs (c - qz) = a f(c) + b with f(c) = 2^23 + c 2^19: a = qs 2^-19, b = -qs (qz + 16)
+        fs = (((c << 19) & (15 << 19)) | magic).to(tl.float32, bitcast=True)
+        fz = (((c << 15) & (15 << 19)) | magic).to(tl.float32, bitcast=True)
+        s = (qs_s * 1.9073486328125e-06) * fs + (-qs_s * (qz_s + 16.0))  # one FMA once a, b are formed
+        z = (qs_z * 1.9073486328125e-06) * fz + (-qs_z * (qz_z + 16.0))
     return s, z
+
+
+@triton.jit
+def _dense_at(codes_ptr, st_ptr, coef_ptr, rows_c, k, om, O, W: tl.constexpr, P: tl.constexpr,
+              GPS: tl.constexpr, JPG: tl.constexpr, SPG: tl.constexpr, B2: tl.constexpr,
+              STATS16: tl.constexpr):  # fmt: skip
+    """The dense weight s (q - z) [BLOCK_O] at permuted column k of each row (where om), computed as
+    the reference does (the outlier pass subtracts it where an outlier replaces it)."""
+    CK: tl.constexpr = 4 * JPG * GPS
+    b = k // CK
+    r = k % CK
+    bit = (r // 4) * W
+    word = codes_ptr + ((b * P + bit // 32) * O + rows_c) * 4 + r % 4
+    sh = (bit % 32).to(tl.uint32)
+    v = tl.load(word, mask=om, other=0).to(tl.uint32, bitcast=True) >> sh
+    if 32 % W != 0:
+        straddle = om & (sh + W > 32)
+        hi = tl.load(word + O * 4, mask=straddle, other=0).to(tl.uint32, bitcast=True)
+        v = v | (hi << tl.minimum(32 - sh, 31))  # hi is 0 where the code does not straddle
+    q = (v & ((1 << W) - 1)).to(tl.float32)
+    gi = r // (4 * JPG)
+    bs = b // SPG
+    if STATS16:
+        sz = tl.load(coef_ptr + ((bs * O + rows_c) * GPS + gi)[:, None] * 2 + tl.arange(0, 2)[None, :],
+                     mask=om[:, None], other=0)  # fmt: skip
+        s, z = tl.split(sz.to(tl.float32))
+    else:
+        c = tl.load(st_ptr + (bs * O + rows_c) * GPS + gi, mask=om, other=0).to(tl.int32)
+        qq = tl.load(coef_ptr + (((bs * (O // B2) + rows_c // B2) * GPS + gi) * 4)[:, None]
+                     + tl.arange(0, 4)[None, :], mask=om[:, None], other=0)  # fmt: skip
+        qs, qz = tl.split(tl.reshape(qq.to(tl.float32), [qq.shape[0], 2, 2]))  # (qs_s, qs_z), (qz_s, qz_z)
+        qs_s, qs_z = tl.split(qs)
+        qz_s, qz_z = tl.split(qz)
+        s = qs_s * ((c & 15).to(tl.float32) - qz_s)
+        z = qs_z * ((c >> 4).to(tl.float32) - qz_z)
+    return s * (q - z)
 
 
 @triton.jit
@@ -157,18 +202,32 @@ def _prologue_token(x_ptr, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, tok, T, q0, q1, I
 
 
 @triton.jit
-def _outliers(y, x_ptr, stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split):
-    """y += delta * x[c] over this split's share (every n_split-th) of each row's outliers."""
+def _outliers(y0, y1, y2, y3, x_ptr, stride_x, T, perm_ptr, off_ptr, col_ptr, val_ptr, codes_ptr, st_ptr,
+              coef_ptr, rows_c, rmask, pid_s, n_split, O, W: tl.constexpr, P: tl.constexpr, GPS: tl.constexpr,
+              JPG: tl.constexpr, SPG: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr,
+              T_PAD: tl.constexpr):  # fmt: skip
+    """y[tok] += (value - dense) * x[tok, perm[k]] over this split's share (every n_split-th) of each
+    row's outliers (k: the outlier's permuted column; the value replaces the dense weight). The dense
+    value is decoded once for all tokens; tokens past T (padding) read nothing."""
     start = tl.load(off_ptr + rows_c)
     end = tl.where(rmask, tl.load(off_ptr + rows_c + 1), start)
     n = tl.max(end - start, axis=0)
     for j0 in range(pid_s, n, n_split):
         idx = start + j0
         om = idx < end
-        c = tl.load(col_ptr + idx, mask=om, other=0).to(tl.int32)
-        d = tl.load(delta_ptr + idx, mask=om, other=0.0)
-        y += d * tl.load(x_ptr + stride_x + c, mask=om, other=0.0).to(tl.float32)
-    return y
+        k = tl.load(col_ptr + idx, mask=om, other=0).to(tl.int32)
+        v = tl.load(val_ptr + idx, mask=om, other=0.0).to(tl.float32)
+        d = v - _dense_at(codes_ptr, st_ptr, coef_ptr, rows_c, k, om, O, W, P, GPS, JPG, SPG, B2, STATS16)
+        d = tl.where(om, d, 0.0)
+        xp = x_ptr + tl.load(perm_ptr + k, mask=om, other=0).to(tl.int32)
+        y0 += d * tl.load(xp, mask=om, other=0.0).to(tl.float32)
+        tk = k * 0 + T  # the token count, as a block (masks must be blocks)
+        if T_PAD > 1:
+            y1 += d * tl.load(xp + stride_x, mask=om & (tk > 1), other=0.0).to(tl.float32)
+        if T_PAD > 2:
+            y2 += d * tl.load(xp + 2 * stride_x, mask=om & (tk > 2), other=0.0).to(tl.float32)
+            y3 += d * tl.load(xp + 3 * stride_x, mask=om & (tk > 3), other=0.0).to(tl.float32)
+    return y0, y1, y2, y3
 
 
 @triton.jit
@@ -182,11 +241,11 @@ def _finish_token(
 
 @triton.jit
 def gemv_kernel(
-    x_ptr, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, codes_ptr, st_ptr, coef_ptr, off_ptr, col_ptr, delta_ptr,
+    x_ptr, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, codes_ptr, st_ptr, coef_ptr, off_ptr, col_ptr, val_ptr,
     bias_ptr, y_ptr, part_ptr, count_ptr,
     T, O, I, NB, SPS, n_split, stride_x, stride_y, magic,
     W: tl.constexpr, P: tl.constexpr, GPS: tl.constexpr, JPG: tl.constexpr, K: tl.constexpr,
-    PMIN: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr, T_PAD: tl.constexpr,
+    PMIN: tl.constexpr, B2: tl.constexpr, SPG: tl.constexpr, STATS16: tl.constexpr, T_PAD: tl.constexpr,
     BLOCK_O: tl.constexpr, PB: tl.constexpr, SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr,
     HAS_OUTLIERS: tl.constexpr,
 ):  # fmt: skip
@@ -204,7 +263,7 @@ def gemv_kernel(
     rows_c = tl.minimum(rows, O - 1)
     t = tl.arange(0, 4)
     # the first slab's loads go out before the prologue, so their latency overlaps it
-    wd0, wd1, wd2, st = _load_slab(codes_ptr, st_ptr, b0, rows_c, t, O, P, GPS, STATS16)
+    wd0, wd1, wd2, st = _load_slab(codes_ptr, st_ptr, b0, rows_c, t, O, P, GPS, SPG, STATS16)
     for tok in tl.static_range(T_PAD):
         _prologue_token(x_ptr + tok * stride_x, perm_ptr, xmul_ptr, xs_ptr, gs_ptr, tok, T, b0 * CK, b1 * CK,
                         I, IP, NGS, CK, GS, PB)  # fmt: skip
@@ -215,7 +274,7 @@ def gemv_kernel(
     y3 = y0
     for b in range(b0, b1):
         nx0, nx1, nx2, nst = _load_slab(
-            codes_ptr, st_ptr, tl.minimum(b + 1, b1 - 1), rows_c, t, O, P, GPS, STATS16
+            codes_ptr, st_ptr, tl.minimum(b + 1, b1 - 1), rows_c, t, O, P, GPS, SPG, STATS16
         )
         xb = xs_ptr + b * CK + t
         for gi in tl.static_range(GPS):
@@ -231,7 +290,7 @@ def gemv_kernel(
                 if T_PAD > 2:
                     acc2 += f * tl.load(xb + 2 * IP + 4 * (gi * JPG + jj))[None, :]
                     acc3 += f * tl.load(xb + 3 * IP + 4 * (gi * JPG + jj))[None, :]
-            s, z = _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS, B2, STATS16)
+            s, z = _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS, SPG, B2, STATS16)
             big, xsum = tl.split(tl.load(gs_ptr + (b * GPS + gi) * 2 + tl.arange(0, 2)))
             y0 += s * (tl.sum(acc0, axis=1) - (big + z * xsum))
             if T_PAD > 1:
@@ -244,16 +303,9 @@ def gemv_kernel(
                 y3 += s * (tl.sum(acc3, axis=1) - (big + z * xsum))
         wd0, wd1, wd2, st = nx0, nx1, nx2, nst
     if HAS_OUTLIERS:
-        y0 = _outliers(y0, x_ptr, 0, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split)
-        if T_PAD > 1:
-            y1 = _outliers(y1, x_ptr, stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split)
-        if T_PAD > 2:
-            y2 = _outliers(
-                y2, x_ptr, 2 * stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split
-            )
-            y3 = _outliers(
-                y3, x_ptr, 3 * stride_x, off_ptr, col_ptr, delta_ptr, rows_c, rmask, pid_s, n_split
-            )
+        y0, y1, y2, y3 = _outliers(y0, y1, y2, y3, x_ptr, stride_x, T, perm_ptr, off_ptr, col_ptr, val_ptr,
+                                   codes_ptr, st_ptr, coef_ptr, rows_c, rmask, pid_s, n_split, O, W, P, GPS, JPG,
+                                   SPG, B2, STATS16, T_PAD)  # fmt: skip
     if SPLIT_K:
         part = part_ptr + pid_s * T_PAD * O + rows
         tl.store(part, y0, mask=rmask)
@@ -292,7 +344,7 @@ def gemv_kernel(
 def dequant_kernel(
     codes_ptr, st_ptr, coef_ptr, xmul_ptr, w_ptr, O, I, magic,
     W: tl.constexpr, P: tl.constexpr, GPS: tl.constexpr, JPG: tl.constexpr, K: tl.constexpr,
-    PMIN: tl.constexpr, B2: tl.constexpr, STATS16: tl.constexpr, BLOCK_O: tl.constexpr,
+    PMIN: tl.constexpr, B2: tl.constexpr, SPG: tl.constexpr, STATS16: tl.constexpr, BLOCK_O: tl.constexpr,
 ):  # fmt: skip
     """Dense weight in the **permuted** column order, ``W_perm[o, k] = s (q - z)``, one slab per
     program; the caller permutes ``x`` instead and writes the outliers at their permuted columns."""
@@ -302,10 +354,10 @@ def dequant_kernel(
     rmask = rows < O
     rows_c = tl.minimum(rows, O - 1)
     t = tl.arange(0, 4)
-    wd0, wd1, wd2, st = _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P, GPS, STATS16)
+    wd0, wd1, wd2, st = _load_slab(codes_ptr, st_ptr, b, rows_c, t, O, P, GPS, SPG, STATS16)
     out = w_ptr + rows.to(tl.int64)[:, None] * I + b * CK + t[None, :]
     for gi in tl.static_range(GPS):
-        s, z = _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS, B2, STATS16)
+        s, z = _stats(st, coef_ptr, b, gi, rows_c, t, O, magic, GPS, SPG, B2, STATS16)
         for jj in tl.static_range(JPG):
             f = _field(wd0, wd1, wd2, magic, gi * JPG + jj, W, K, PMIN)
             q = (f - 8388608.0) * tl.load(xmul_ptr + 4 * (gi * JPG + jj))  # exact: a small integer

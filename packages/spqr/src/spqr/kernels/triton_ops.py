@@ -1,9 +1,11 @@
 """Python launchers of the SpQR Triton kernels (:mod:`spqr.kernels._triton`).
 
 ``layer`` is a :class:`spqr.quantized_linear.QuantizedLinear` (or any object with its buffers and
-attributes). Every launcher reads the stored tensors as they are: nothing is precomputed at layer
-construction. The outlier pass of :func:`triton_gemv` needs the inverse permutation, built by one
-tiny kernel per call (``O(in_features)``) unless the caller passes ``inv_perm``.
+attributes). The fast launchers (:func:`fast_gemv`, :func:`fast_linear_dequant`) read a layer that
+holds the kernel layout (``layer.layout == "kernel"``, :mod:`spqr.kernels.layout`); the generic
+ones read the stored format. Nothing is cached on the layer. The outlier pass of the generic GEMV
+needs the inverse permutation, built by one tiny kernel per call (``O(in_features)``) unless the
+caller passes ``inv_perm``.
 """
 
 from __future__ import annotations
@@ -88,12 +90,25 @@ class FastConfig:
 FAST_TUNING = FastConfig()
 
 
-def _fast_consts(layer, lay) -> dict:
+def _kernel_layout(layer):
+    """The layer's kernel-layout geometry; a clear error for a layer that holds the stored format."""
+    from spqr.kernels.layout import geometry
+
+    if getattr(layer, "layout", "stored") != "kernel":
+        raise ValueError(
+            "the fast kernels read the kernel layout: convert the layer with to_kernel_layout_() "
+            "(load_quantized and quantize_ do), or use the generic kernels"
+        )
+    return geometry(layer)
+
+
+def _fast_consts(layer, geo) -> dict:
     from spqr.kernels.layout import PLANES, PMIN, SLOTS
 
-    w = lay.wbits
-    return dict(W=w, P=PLANES[w], GPS=lay.groups_per_slab, JPG=lay.slab // (4 * lay.groups_per_slab), K=SLOTS[w],
-                PMIN=PMIN[w], B2=layer.qq_groupsize, STATS16=lay.stats is None)  # fmt: skip
+    w = geo.wbits
+    return dict(W=w, P=PLANES[w], GPS=geo.groups_per_slab, JPG=geo.codes_per_group_step, K=SLOTS[w],
+                PMIN=PMIN[w], B2=layer.qq_groupsize, SPG=geo.slabs_per_stat,
+                STATS16=layer.qq_scale_bits >= FP16_STATS)  # fmt: skip
 
 
 _MAGIC = 0x4B000000  # the bits of 2^23 in float32; passed as an argument so it sits in a register
@@ -103,63 +118,83 @@ def fast_gemv(
     x: torch.Tensor, layer, bias: torch.Tensor | None = None, *, config: FastConfig | None = None
 ) -> torch.Tensor:
     """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 4``, with the
-    fast kernel on the layer's :class:`~spqr.kernels.layout.KernelLayout` (built on first use)."""
-    from spqr.kernels.layout import layout_of
+    fast kernel on the layer's kernel layout (:mod:`spqr.kernels.layout`)."""
+    from spqr.kernels.layout import xmul
 
     require_triton(x.device)
+    geo = _kernel_layout(layer)
     t, i = x.shape
     o = layer.out_features
     if t > FAST_MAX_TOKENS:
         raise ValueError(f"fast_gemv takes at most {FAST_MAX_TOKENS} tokens, got {t}")
-    lay = layout_of(layer)
     x = x.contiguous()
     y = torch.empty(t, o, dtype=x.dtype, device=x.device)
     if t == 0 or o == 0:
         return y
     cfg = config or FAST_TUNING
     block_o, nw = cfg.block_o, cfg.num_warps
-    prologue_cols = max(lay.slab, 512)  # columns of x[perm] per step of the prologue
+    prologue_cols = max(geo.slab, 512)  # columns of x[perm] per step of the prologue
     if interpreter_enabled():
-        block_o, nw, prologue_cols = 16, 1, lay.slab  # small programs: several of them in the tests
+        block_o, nw, prologue_cols = 16, 1, geo.slab  # small programs: several of them in the tests
     t_pad = 1 << (t - 1).bit_length()
-    nb, ck = lay.num_slabs, lay.slab
+    nb, ck = geo.num_slabs, geo.slab
     n_oblocks = -(-o // block_o)
     split, sps = split_plan(
         nb, n_oblocks, 2 if interpreter_enabled() else cfg.split, cfg.programs_per_sm, x.device
     )
     xs = torch.empty(t_pad, nb * ck, dtype=torch.float32, device=x.device)  # x[perm] * 2^-PP per token
-    gs = torch.empty(t_pad, nb * lay.groups_per_slab, 2, dtype=torch.float32, device=x.device)
+    gs = torch.empty(t_pad, nb * geo.groups_per_slab, 2, dtype=torch.float32, device=x.device)
     part, count = splitk_workspace(split, (t_pad, o), n_oblocks, x.device)
-    dummy = lay.planes
+    planes = layer.planes
+    st = getattr(layer, "stat_codes", None)
     _fast_kernels().gemv_kernel[(n_oblocks, split)](
-        x, layer.perm, lay.xmul, xs, gs, lay.planes, lay.stats if lay.stats is not None else dummy, lay.coef,
-        layer.outlier_row_offsets, layer.outlier_col_indices, lay.delta, bias if bias is not None else dummy,
-        y, part, count, t, o, i, nb, sps, split, x.stride(0), y.stride(0), _MAGIC, **_fast_consts(layer, lay),
-        T_PAD=t_pad, BLOCK_O=block_o, PB=prologue_cols, SPLIT_K=split > 1,
-        HAS_BIAS=bias is not None, HAS_OUTLIERS=lay.delta.numel() > 0, num_warps=nw,
+        x, layer.perm, xmul(geo.wbits, x.device), xs, gs, planes, st if st is not None else planes,
+        layer.stat_coef, layer.outlier_row_offsets, layer.outlier_perm_cols, layer.outlier_values,
+        bias if bias is not None else planes, y, part, count, t, o, i, nb, sps, split, x.stride(0), y.stride(0),
+        _MAGIC, **_fast_consts(layer, geo), T_PAD=t_pad, BLOCK_O=block_o, PB=prologue_cols, SPLIT_K=split > 1,
+        HAS_BIAS=bias is not None, HAS_OUTLIERS=layer.outlier_values.numel() > 0, num_warps=nw,
     )  # fmt: skip
     return y
 
 
-def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for many tokens: the fast layout is
-    dequantized in the permuted column order, outliers are written at their permuted columns, and
-    ``x[:, perm]`` goes through cuBLAS with it."""
-    from spqr.kernels.layout import layout_of
+def fast_dequantize_permuted(layer, dtype: torch.dtype) -> torch.Tensor:
+    """The dense ``[out, in]`` weight in the **permuted** column order (outliers replaced), in
+    ``dtype``, from the kernel layout: ``W_perm[:, k] = W[:, perm[k]]``."""
+    from spqr.kernels.layout import xmul
 
-    require_triton(x.device)
-    lay = layout_of(layer)
+    geo = _kernel_layout(layer)
+    planes = layer.planes
+    require_triton(planes.device)
     o, i = layer.out_features, layer.in_features
-    w = torch.empty(o, i, dtype=x.dtype, device=x.device)
+    w = torch.empty(o, i, dtype=dtype, device=planes.device)
+    if w.numel() == 0:
+        return w
     block_o = 16 if interpreter_enabled() else 64
-    _fast_kernels().dequant_kernel[(-(-o // block_o), lay.num_slabs)](
-        lay.planes, lay.stats if lay.stats is not None else lay.planes, lay.coef, lay.xmul, w, o, i, _MAGIC,
-        **_fast_consts(layer, lay), BLOCK_O=block_o, num_warps=1 if interpreter_enabled() else 4,
+    st = getattr(layer, "stat_codes", None)
+    _fast_kernels().dequant_kernel[(-(-o // block_o), geo.num_slabs)](
+        planes, st if st is not None else planes, layer.stat_coef, xmul(geo.wbits, planes.device), w, o, i,
+        _MAGIC, **_fast_consts(layer, geo), BLOCK_O=block_o, num_warps=1 if interpreter_enabled() else 4,
     )  # fmt: skip
-    if lay.pcols.numel():  # the stored-format kernel, fed the outliers' permuted columns
+    if layer.outlier_values.numel():  # the stored-format kernel, fed the outliers' permuted columns
         _kernels().outlier_replace_kernel[(-(-o // 32),)](
-            layer.outlier_row_offsets, lay.pcols, layer.outlier_values, w, o, i, BLOCK_O=32, OCH=16
+            layer.outlier_row_offsets,
+            layer.outlier_perm_cols,
+            layer.outlier_values,
+            w,
+            o,
+            i,
+            BLOCK_O=32,
+            OCH=16,
         )
+    return w
+
+
+def fast_linear_dequant(x: torch.Tensor, layer, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for many tokens: the kernel layout is
+    dequantized in the permuted column order (:func:`fast_dequantize_permuted`) and ``x[:, perm]``
+    goes through cuBLAS with it."""
+    require_triton(x.device)
+    w = fast_dequantize_permuted(layer, x.dtype)
     return torch.nn.functional.linear(x.index_select(1, layer.perm.long()), w, bias)
 
 
@@ -173,13 +208,13 @@ def triton_gemv(
 ) -> torch.Tensor:
     """``F.linear(x, layer.dequantize().to(x.dtype), bias)`` for ``x [T, in]``, ``T <= 16``.
 
-    Layers with a fast layout (:func:`spqr.kernels.layout.fast_supported`: 2-4-bit codes, groups of a
-    multiple of 16, the default statistics) go through :func:`fast_gemv`; the others through the
-    generic kernel that reads the stored bitstreams directly (one launch, plus the inverse
-    permutation when the layer has outliers and ``inv_perm`` is None)."""
-    from spqr.kernels.layout import fast_supported
-
-    if config is None and fast_supported(layer) and x.shape[0] <= FAST_MAX_TOKENS:
+    A layer that holds the kernel layout goes through :func:`fast_gemv` (up to
+    ``FAST_MAX_TOKENS`` tokens; ``config`` does not apply); the others through the generic kernel
+    that reads the stored bitstreams directly (one launch, plus the inverse permutation when the
+    layer has outliers and ``inv_perm`` is None)."""
+    if getattr(layer, "layout", "stored") == "kernel":
+        if config is not None:
+            raise ValueError("the generic GEMV reads the stored layout; this layer holds the kernel layout")
         return fast_gemv(x, layer, bias)
     require_triton(x.device)
     t, i = x.shape
@@ -229,6 +264,9 @@ class DequantConfig:
 
 def triton_dequantize(layer, dtype: torch.dtype, *, config: DequantConfig | None = None) -> torch.Tensor:
     """``layer.dequantize().to(dtype)`` (dense ``[out, in]``, original column order, outliers replaced)."""
+    if getattr(layer, "layout", "stored") == "kernel":
+        w_perm = fast_dequantize_permuted(layer, dtype)
+        return torch.empty_like(w_perm).index_copy_(1, layer.perm.long(), w_perm)
     codes = layer.codes.contiguous()
     require_triton(codes.device)
     o, i = layer.out_features, layer.in_features
