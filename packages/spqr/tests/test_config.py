@@ -32,6 +32,25 @@ def test_gptq_and_rtn_force_their_grid():
     assert SpQRConfig.from_preset("gptq4").bits_per_parameter() == 4.25
 
 
+def test_config_is_a_papercore_config():
+    from papercore.config import Config, ConfigError
+
+    assert issubclass(SpQRConfig, Config) and SpQRConfig.VERSION == 1
+    cfg = SpQRConfig.from_preset("gptq3")
+    assert SpQRConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    # a dict as spqr 0.1 wrote it in checkpoints (every field, version 1) loads as it is
+    old = {**SpQRConfig().to_dict(), "version": 1}
+    assert SpQRConfig.from_dict(old) == SpQRConfig()
+    with pytest.raises(ConfigError, match="unknown key"):
+        SpQRConfig.from_dict({**old, "bits": 3})
+    with pytest.raises(ConfigError, match="newer than this release"):
+        SpQRConfig.from_dict({**old, "version": 2})
+    with pytest.raises(ConfigError, match="wbits"):
+        SpQRConfig.from_dict({**old, "wbits": "three"})
+    assert SpQRConfig.from_dict({"outlier_threshold": "inf"}).outlier_threshold == math.inf
+    assert SpQRConfig().replace(wbits=4).wbits == 4
+
+
 @pytest.mark.parametrize(
     "field,value",
     [
@@ -48,6 +67,7 @@ def test_gptq_and_rtn_force_their_grid():
         ("permutation_order", "random"),
         ("method", "awq"),
         ("version", 2),
+        ("wbits", 3.5),
     ],
 )
 def test_invalid_config(field, value):

@@ -1,14 +1,15 @@
 """SpQR configuration: the quantization grid (bits, groups, bilevel statistics), the outlier
-threshold and the GPTQ options, as a versioned dataclass, plus the exact size accounting."""
+threshold and the GPTQ options, as a versioned :class:`papercore.config.Config`, plus the exact
+size accounting."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-CONFIG_VERSION = 1
+from papercore.config import Config
+
 FP16_STATS = 16  # a statistic with this many bits is kept in fp16 (no second level)
 
 PermutationOrder = Literal["identity", "act_order", "spearman"]
@@ -32,14 +33,24 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def preset_values(name: str) -> dict:
+    """The field values of preset ``name`` (see :data:`PRESETS`); ValueError naming the choices."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
 @dataclass
-class SpQRConfig:
+class SpQRConfig(Config):
     """Options of SpQR quantization of one linear layer (names follow the authors' command line).
 
     The defaults are the preset ``"w3"``. ``method="gptq"`` and ``method="rtn"`` are shorthands:
     they set ``outlier_threshold=inf`` and 16-bit statistics (and ``rtn`` the identity order),
-    whatever those fields were given as.
+    whatever those fields were given as. Version 1 is the format every spqr release wrote, so
+    configs saved in checkpoints before the move to :class:`papercore.config.Config` load as they are.
     """
+
+    VERSION = 1
 
     wbits: int = field(default=3, metadata={"help": "bits per weight code (2..8)"})
     groupsize: int = field(
@@ -76,45 +87,35 @@ class SpQRConfig:
     )
     round_zero: bool = field(default=False, metadata={"help": "round first-level zero points to integers"})
     sym: bool = field(default=False, metadata={"help": "symmetric first-level grid (zero fixed at (2^b)/2)"})
-    version: int = CONFIG_VERSION
 
-    def __post_init__(self):
-        if self.version != CONFIG_VERSION:
-            raise ValueError(f"version must be {CONFIG_VERSION} (this spqr release), got {self.version}")
-        if self.method not in ("spqr", "gptq", "rtn"):
-            raise ValueError(f"method must be one of spqr, gptq, rtn; got {self.method!r}")
-        if self.permutation_order not in ("identity", "act_order", "spearman"):
-            raise ValueError(
-                f"permutation_order must be one of identity, act_order, spearman; got {self.permutation_order!r}"
-            )
-        if not (isinstance(self.wbits, int) and 2 <= self.wbits <= 8):
+    def validate(self):
+        if not 2 <= self.wbits <= 8:
             raise ValueError(f"wbits must be an integer in 2..8, got {self.wbits!r}")
         for name in ("qq_scale_bits", "qq_zero_bits"):
             bits = getattr(self, name)
-            if not (isinstance(bits, int) and (1 <= bits <= 8 or bits == FP16_STATS)):
+            if not (1 <= bits <= 8 or bits == FP16_STATS):
                 raise ValueError(f"{name} must be in 1..8, or 16 to keep the statistic in fp16; got {bits!r}")
         for name in ("groupsize", "qq_groupsize", "blocksize"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        self.outlier_threshold = float(self.outlier_threshold)
         if math.isnan(self.outlier_threshold) or self.outlier_threshold < 0:
             raise ValueError(
                 f"outlier_threshold must be >= 0 (inf: no outliers), got {self.outlier_threshold}"
             )
         if not (math.isfinite(self.percdamp) and self.percdamp >= 0):
             raise ValueError(f"percdamp must be a finite number >= 0, got {self.percdamp}")
+        # The shorthands: gptq and rtn have no outliers and fp16 statistics, rtn no activations to
+        # sort columns by. Normalised here so that equal settings compare (and save) equal.
         if self.method in ("gptq", "rtn"):
             self.outlier_threshold = math.inf
             self.qq_scale_bits = self.qq_zero_bits = FP16_STATS
         if self.method == "rtn":
-            self.permutation_order = "identity"  # no activations: act_order has nothing to sort by
+            self.permutation_order = "identity"
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> SpQRConfig:
         """The preset ``name`` (see :data:`PRESETS`) with some fields overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return cls(**{**preset_values(name), **overrides})
 
     @property
     def has_outliers(self) -> bool:
@@ -131,14 +132,6 @@ class SpQRConfig:
             outlier_share=outlier_share,
             sym=self.sym,
         )
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SpQRConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def bits_per_parameter(
