@@ -100,11 +100,19 @@ def test_no_outliers_fp16_stats_is_plain_gptq(layer, order, wbits, groupsize, bl
     assert r.loss == pytest.approx(objective(w, w_hat, xtx), rel=1e-9)
 
 
-def test_spqr_with_infinite_tau_and_fp16_stats_equals_gptq(layer):
+def test_spqr_without_outliers_or_second_level_is_gptq_at_its_grid(layer):
+    """method="spqr" with tau = inf and fp16 statistics (no outliers, no second level) is plain GPTQ
+    with SpQR's own grid: groups of 16, act-order, damping 1 (the README recipe), compared with the
+    reference loop above (the outlier machinery must then leave every weight alone)."""
     w, xtx = layer
-    a = quantize_weight(w, xtx, SpQRConfig(outlier_threshold=math.inf, qq_scale_bits=16, qq_zero_bits=16))
-    b = quantize_weight(w, xtx, SpQRConfig(method="gptq"))
-    assert torch.equal(a.codes, b.codes) and torch.equal(a.weight, b.weight)
+    cfg = SpQRConfig(outlier_threshold=math.inf, qq_scale_bits=16, qq_zero_bits=16)
+    assert cfg.method == "spqr" and cfg.groupsize == 16 and cfg.percdamp == 1.0
+    assert cfg.permutation_order == "act_order"
+    r = quantize_weight(w, xtx, cfg, dtype=torch.float64)
+    codes, w_hat = reference_gptq(w, xtx, cfg.wbits, 16, 1.0, "act_order")
+    assert torch.equal(r.codes, codes.to(torch.uint8))
+    torch.testing.assert_close(r.weight, w_hat, rtol=0, atol=1e-10)
+    assert not r.outlier_mask.any() and r.scale_qq is None and r.zero_qq is None
 
 
 def test_blocksize_does_not_change_the_result(layer):

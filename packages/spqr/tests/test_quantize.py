@@ -2,9 +2,11 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 from papercore.llm import zoo
 from spqr.config import SpQRConfig
+from spqr.engine import quantize_weight
 from spqr.quantize import model_bits, quantize_
 from spqr.quantized_linear import QuantizedLinear
 
@@ -17,17 +19,49 @@ def _calib(n=4, seqlen=16):
     return torch.randint(0, 64, (n, seqlen), generator=torch.Generator().manual_seed(0))
 
 
+def _linear_inputs(model, block, calib):
+    """XᵀX / T (float64) of the inputs of each linear of decoder block ``block`` over ``calib``."""
+    inputs = {}
+
+    def hook(name):
+        def fn(module, args, output):
+            inputs.setdefault(name, []).append(args[0].detach().reshape(-1, args[0].shape[-1]).double())
+
+        return fn
+
+    layer = model.model.layers[block]
+    hooks = [m.register_forward_hook(hook(n)) for n, m in layer.named_modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        model(calib)
+    for h in hooks:
+        h.remove()
+    return {n: (lambda x: x.T @ x / x.shape[0])(torch.cat(xs)) for n, xs in inputs.items()}
+
+
 def test_model_quantization_applies_the_engine_to_every_decoder_linear():
+    """Each linear's weight becomes the engine's result for the XᵀX of its real inputs: for block 0
+    those of the original model, for block 1 those of the model whose block 0 is already quantized
+    (block-sequential calibration). Computed here with forward hooks, apart from papercore.llm.calib."""
     model = _model()
     calib = _calib()
+    cfg = SpQRConfig.from_preset("w3")
     q = copy.deepcopy(model)
-    report = quantize_(q, SpQRConfig.from_preset("w3"), calib, store=False, progress=False)
+    report = quantize_(q, cfg, calib, store=False, progress=False)
     assert len(report.layers) == 14 and report.bits_per_parameter >= 3.6
-    first = report.layers[0]
-    assert first.name == "model.layers.0.self_attn.q_proj" and first.relative_loss > 0
-    w = q.model.layers[0].self_attn.q_proj.weight
-    assert not torch.equal(w, model.model.layers[0].self_attn.q_proj.weight)
-    assert torch.unique(w[0, :16]).numel() <= 2**3 + 16  # codes (plus any outliers) per 16-column group
+    assert report.layers[0].name == "model.layers.0.self_attn.q_proj" and report.layers[0].relative_loss > 0
+    mixed = copy.deepcopy(model)
+    mixed.model.layers[0] = q.model.layers[0]  # what block 1 sees during calibration
+    for block, source in ((0, model), (1, mixed)):
+        xtx = _linear_inputs(source, block, calib)
+        assert len(xtx) == 7
+        for name, h in xtx.items():
+            original = model.model.layers[block].get_submodule(name).weight
+            want = quantize_weight(original.detach().float(), h, cfg).weight
+            got = q.model.layers[block].get_submodule(name).weight
+            assert not torch.equal(got, original)
+            torch.testing.assert_close(
+                got, want.to(got.dtype), rtol=0, atol=1e-6, msg=f"block {block} {name}"
+            )
 
 
 def test_store_swaps_linears_and_computes_the_simulated_model():
