@@ -107,7 +107,9 @@ class ProdigeTrainConfig(TrainConfig):
     """The budget of a fit. A step runs one Dijkstra per source: ``batch_size`` sources, each with
     ``targets_per_source`` random targets (0: every vertex, which costs little more than one)."""
 
-    steps: int = field(default=1000, metadata={"help": "optimisation steps", "resume": "free"})
+    steps: int = field(
+        default=1000, metadata={"help": "optimisation steps (the pruning schedule depends on it: fixed on resume)"}
+    )
     batch_size: int = field(default=16, metadata={"help": "source vertices per step (one Dijkstra each)"})
     targets_per_source: int = field(
         default=0, metadata={"help": "random targets per source (0: all vertices)"}
