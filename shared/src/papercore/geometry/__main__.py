@@ -1,0 +1,5 @@
+import sys
+
+from papercore.geometry.cli import main
+
+sys.exit(main())
