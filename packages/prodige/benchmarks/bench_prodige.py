@@ -41,7 +41,9 @@ def compression(data: str, seeds: int, steps: int, finetune: int, n: int) -> dic
     runs = []
     for s in range(seeds):
         _, _, m = fit_compression(points, D, cfg, train, seed=s)
-        print(data, "seed", s, {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}, flush=True)
+        print(
+            data, "seed", s, {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}, flush=True
+        )
         runs.append(m)
     base = baseline_scores(points, D, 4.0, seed=0)
     print(data, "baselines", json.dumps(base), flush=True)
@@ -51,8 +53,14 @@ def compression(data: str, seeds: int, steps: int, finetune: int, n: int) -> dic
 
 def cf(seeds: int, steps: int, finetune: int, ppv: float) -> dict:
     from prodige.config import ProdigeConfig, ProdigeTrainConfig
-    from prodige.recsys import (MatrixFactorization, RecommendationTask, graph_scores, hierarchical_feedback,
-                                init_cf_graph, rank_metrics)  # fmt: skip
+    from prodige.recsys import (
+        MatrixFactorization,
+        RecommendationTask,
+        graph_scores,
+        hierarchical_feedback,
+        init_cf_graph,  # fmt: skip
+        rank_metrics,
+    )
     from prodige.train import fit_graph
 
     fb = hierarchical_feedback(seed=0)
@@ -68,7 +76,9 @@ def cf(seeds: int, steps: int, finetune: int, ppv: float) -> dict:
         m = rank_metrics(*graph_scores(g, fb)) | {"params_per_vertex": g.params_per_vertex(),
                                                   "seconds": time.perf_counter() - t0}  # fmt: skip
         out["prodige"].append(m)
-        mf = MatrixFactorization(fb.n_users, fb.n_items, int(ppv), seed=s).fit(task, steps=steps + finetune, batch=32, seed=s)
+        mf = MatrixFactorization(fb.n_users, fb.n_items, int(ppv), seed=s).fit(
+            task, steps=steps + finetune, batch=32, seed=s
+        )
         out["mf"].append(rank_metrics(*mf.scores(fb)) | {"params_per_vertex": float(int(ppv))})
         print("cf seed", s, m, out["mf"][-1], flush=True)
     return out

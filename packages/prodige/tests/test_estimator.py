@@ -21,7 +21,9 @@ def test_fit_points_and_precomputed_agree_and_transform_is_consistent():
     from scipy.spatial.distance import cdist
 
     D = cdist(X, X)
-    kw = dict(steps=60, finetune_steps=60, prune_every=10, random_state=0, params_per_vertex=4, n_components=5)
+    kw = dict(
+        steps=60, finetune_steps=60, prune_every=10, random_state=0, params_per_vertex=4, n_components=5
+    )
     a = GraphEmbedding(**kw).fit(X)
     b = GraphEmbedding(**kw).fit(D, metric="precomputed")
     assert a.graph_.params_per_vertex() <= 4 and a.embedding_.shape == (60, 5)

@@ -31,7 +31,13 @@ def test_recommendation_loss_is_sampled_softmax():
     d = torch.rand(len(b.src), dtype=torch.float64)
     loss, per = task.loss(d, b)
     D = d.view(4, 5)
-    ref = np.mean([-np.log(np.exp(-D[i, p]) / (np.exp(-D[i, p]) + np.exp(-D[i, 2:]).sum())) for i in range(4) for p in range(2)])
+    ref = np.mean(
+        [
+            -np.log(np.exp(-D[i, p]) / (np.exp(-D[i, p]) + np.exp(-D[i, 2:]).sum()))
+            for i in range(4)
+            for p in range(2)
+        ]
+    )
     assert abs(float(loss) - ref) < 1e-12 and per.shape == d.shape
 
 
@@ -46,7 +52,9 @@ def test_reinforce_surrogate_gradient():
     term = path_term(cfg, logp, L, np.array([True, True]), g)  # first step: baseline = batch mean 3.5
     (grad,) = torch.autograd.grad(term, g.edges.weight)
     q = 1 - 0.7
-    np.testing.assert_allclose(grad.to_dense()[1:, 1].numpy(), [(2 - 3.5) * q / 2, 2 * (5 - 3.5) * q / 2], rtol=1e-5)
+    np.testing.assert_allclose(
+        grad.to_dense()[1:, 1].numpy(), [(2 - 3.5) * q / 2, 2 * (5 - 3.5) * q / 2], rtol=1e-5
+    )
     assert abs(float(g.dense.baseline) - 3.5) < 1e-12  # running mean for the next step
     like = path_term(ProdigeConfig(), logp, L, np.array([True, True]), g)  # the authors' code
     assert abs(float(like) + float(logp.mean())) < 1e-12

@@ -118,7 +118,9 @@ def fixed_graph_distances(D: np.ndarray, n_edges: int, kind: str = "knn") -> np.
         tree = set(zip(a.tolist(), b.tolist()))
         iu, ju = np.triu_indices(n, 1)
         order = np.argsort(D[iu, ju], kind="stable")
-        extra = [(i, j) for i, j in zip(iu[order], ju[order]) if (i, j) not in tree][: max(0, n_edges - len(tree))]
+        extra = [(i, j) for i, j in zip(iu[order], ju[order]) if (i, j) not in tree][
+            : max(0, n_edges - len(tree))
+        ]
         pairs = list(tree)[:n_edges] + extra
         r, c = (np.array(x) for x in zip(*pairs))
     else:

@@ -86,7 +86,9 @@ def fit_compression(points, D, cfg: ProdigeConfig, tcfg: ProdigeTrainConfig, see
     return graph, task, metrics
 
 
-def baseline_scores(points, D, ppv: float, names=BASELINES, seed: int = 0, n_vertices: int | None = None) -> dict:
+def baseline_scores(
+    points, D, ppv: float, names=BASELINES, seed: int = 0, n_vertices: int | None = None
+) -> dict:
     """Relative MSE (and the other metrics) of each equal-size baseline: ``d = floor(ppv)`` floats
     per vertex for vectors, ``(ppv n - n - 1) / 2`` edges for fixed graphs."""
     n = len(D)

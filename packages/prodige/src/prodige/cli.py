@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FitOptions:
-    data: str = field(default="digits", metadata={"help": "digits, swissroll, or a .npy/.csv file of [n, d] points"})
+    data: str = field(
+        default="digits", metadata={"help": "digits, swissroll, or a .npy/.csv file of [n, d] points"}
+    )
     n: int = field(default=0, metadata={"help": "use the first n points (0: all; swissroll: how many)"})
     distances: str = field(
         default="", metadata={"help": "a .npy/.csv [n, n] target distance matrix (instead of --metric)"}
@@ -49,8 +51,12 @@ def fit_cmd(cfg: ProdigeConfig, train: ProdigeTrainConfig, opts: FitOptions, com
     if opts.resume:
         check_resume(opts.out, cfg, train)
     elif (opts.out / "graph.json").exists() or (opts.out / "checkpoint").exists():
-        raise UserError(f"--out {opts.out} already holds a fit: pass --resume to continue it, or a new folder")
-    points, D = make_target(opts.data, opts.n, opts.metric, opts.distances or None, opts.n_neighbors, common.seed)
+        raise UserError(
+            f"--out {opts.out} already holds a fit: pass --resume to continue it, or a new folder"
+        )
+    points, D = make_target(
+        opts.data, opts.n, opts.metric, opts.distances or None, opts.n_neighbors, common.seed
+    )
     if cfg.params_per_vertex:
         from prodige.estimator import max_params_per_vertex
 
@@ -96,7 +102,9 @@ def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
     graph = Graph.load(opts.model)
     _, D = make_target(t["data"], t["n"], t["metric"], t["distances"] or None, t["n_neighbors"], t["seed"])
     if len(D) != graph.n_data:
-        raise UserError(f"the data now has {len(D)} points but the graph {graph.n_data}: was the file changed?")
+        raise UserError(
+            f"the data now has {len(D)} points but the graph {graph.n_data}: was the file changed?"
+        )
     m = score(pairwise_distances(graph) * t["scale"], D)
     m.update(kept_edges=graph.n_kept(), parameters=graph.num_parameters(),
              params_per_vertex=graph.params_per_vertex(), bits_per_vertex=graph.bits_per_vertex())  # fmt: skip
@@ -120,7 +128,9 @@ class BenchOptions:
     out: Path | None = field(default=None, metadata={"help": "write results.json here"})
 
 
-def bench_cmd(cfg: ProdigeConfig, train: ProdigeTrainConfig, opts: BenchOptions, common: CommonOptions) -> int:
+def bench_cmd(
+    cfg: ProdigeConfig, train: ProdigeTrainConfig, opts: BenchOptions, common: CommonOptions
+) -> int:
     """PRODIGE against equal-size baselines on one data set: relative MSE table."""
     import numpy as np
 
@@ -138,9 +148,15 @@ def bench_cmd(cfg: ProdigeConfig, train: ProdigeTrainConfig, opts: BenchOptions,
         cfg = replace(cfg, params_per_vertex=ppv)
     points, D = make_target(opts.data, opts.n, opts.metric, None, 10, common.seed)
     runs = [fit_compression(points, D, cfg, train, seed=common.seed + s)[2] for s in range(opts.seeds)]
-    rows = {"prodige": {k: [r[k] for r in runs] for k in ("rel_mse", "spearman", "recall@10", "params_per_vertex")}}
+    rows = {
+        "prodige": {
+            k: [r[k] for r in runs] for k in ("rel_mse", "spearman", "recall@10", "params_per_vertex")
+        }
+    }
     base = baseline_scores(points, D, ppv, opts.baselines, seed=common.seed)
-    print(f"{opts.data} ({len(D)} points, {opts.metric}), {ppv} params/vertex, {train.steps}+{train.finetune_steps} steps:")
+    print(
+        f"{opts.data} ({len(D)} points, {opts.metric}), {ppv} params/vertex, {train.steps}+{train.finetune_steps} steps:"
+    )
     print("| method | relative MSE | Spearman | recall@10 |\n|---|---|---|---|")
     r = rows["prodige"]
     print(f"| prodige | {np.mean(r['rel_mse']):.4g} ± {np.std(r['rel_mse']):.2g} | {np.mean(r['spearman']):.3f} "
@@ -170,8 +186,15 @@ def demo(common: CommonOptions) -> int:
     base = baseline_scores(points, D, 4.0, ("pca", "mds", "knn_graph", "mst_graph"), seed=common.seed)
     print(f"digits, {n} points, Euclidean distances, 4 parameters per vertex ({m['seconds']} s of training):")
     print("| method | size (params/vertex) | relative MSE | Spearman | recall@10 |\n|---|---|---|---|---|")
-    print(f"| PRODIGE | {m['params_per_vertex']:.2f} | {m['rel_mse']:.4f} | {m['spearman']:.3f} | {m['recall@10']:.3f} |")
-    names = {"pca": "PCA(4)", "mds": "MDS(4)", "knn_graph": "kNN graph, fixed weights", "mst_graph": "MST + edges, fixed weights"}
+    print(
+        f"| PRODIGE | {m['params_per_vertex']:.2f} | {m['rel_mse']:.4f} | {m['spearman']:.3f} | {m['recall@10']:.3f} |"
+    )
+    names = {
+        "pca": "PCA(4)",
+        "mds": "MDS(4)",
+        "knn_graph": "kNN graph, fixed weights",
+        "mst_graph": "MST + edges, fixed weights",
+    }
     for k, v in base.items():
         print(f"| {names[k]} | 4 | {v['rel_mse']:.4f} | {v['spearman']:.3f} | {v['recall@10']:.3f} |")
     plot_graph(graph, out / "graph.png", labels=load_digits().target[:n],
@@ -186,11 +209,21 @@ app = CLI(
     "prodige",
     "PRODIGE: data as differentiable weighted graphs (learned edges, shortest-path distances).",
     [
-        Command("fit", fit_cmd, "fit a graph to the data's distances",
-                config=(ProdigeConfig, ProdigeTrainConfig), options=FitOptions),  # fmt: skip
+        Command(
+            "fit",
+            fit_cmd,
+            "fit a graph to the data's distances",
+            config=(ProdigeConfig, ProdigeTrainConfig),
+            options=FitOptions,
+        ),  # fmt: skip
         Command("eval", eval_cmd, "score a fitted graph against its target distances", options=EvalOptions),
-        Command("bench", bench_cmd, "PRODIGE against equal-size baselines (relative MSE table)",
-                config=(ProdigeConfig, ProdigeTrainConfig), options=BenchOptions),  # fmt: skip
+        Command(
+            "bench",
+            bench_cmd,
+            "PRODIGE against equal-size baselines (relative MSE table)",
+            config=(ProdigeConfig, ProdigeTrainConfig),
+            options=BenchOptions,
+        ),  # fmt: skip
         Command("demo", demo, "digits: fit, table against baselines, graph.png"),
     ],
     version=__version__,

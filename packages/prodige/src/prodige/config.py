@@ -22,7 +22,8 @@ class ProdigeConfig(Config):
     knn: int = field(default=16, metadata={"help": "nearest-neighbour edges per vertex at init"})
     random_edges: int = field(default=8, metadata={"help": "random edges per vertex at init (small world)"})
     virtual_vertices: int = field(
-        default=0, metadata={"help": "k-means centroids added as Steiner vertices (each linked to its knn points)"}
+        default=0,
+        metadata={"help": "k-means centroids added as Steiner vertices (each linked to its knn points)"},
     )
     directed: bool = field(default=False, metadata={"help": "directed edges (default: undirected)"})
     squared: bool = field(
@@ -64,18 +65,26 @@ class ProdigeConfig(Config):
     sparsity_ramp: int = field(default=1000, metadata={"help": "steps of the linear lambda ramp from 0"})
     params_per_vertex: float = field(
         default=0.0,
-        metadata={"help": "size budget: after training keep the most probable edges so V+2E+1 <= this * V (0: none)"},
+        metadata={
+            "help": "size budget: after training keep the most probable edges so V+2E+1 <= this * V (0: none)"
+        },
     )
     lr: float = field(default=0.05, metadata={"help": "SparseAdam learning rate of the edge parameters"})
     lr_dense: float = field(default=0.01, metadata={"help": "Adam learning rate of dense parameters"})
-    prune_every: int = field(default=100, metadata={"help": "steps between prunings during training (0: never)"})
+    prune_every: int = field(
+        default=100, metadata={"help": "steps between prunings during training (0: never)"}
+    )
     prune_to_budget: bool = field(
         default=True,
-        metadata={"help": "with params_per_vertex and prune_every: each pruning also keeps the most probable "
-                  "edges on a cubic schedule from all edges down to the budget at the last pruning"},
+        metadata={
+            "help": "with params_per_vertex and prune_every: each pruning also keeps the most probable "
+            "edges on a cubic schedule from all edges down to the budget at the last pruning"
+        },
     )
     prune_threshold: float = field(default=0.5, metadata={"help": "pruning removes edges with p below this"})
-    prune_lr_decay: float = field(default=1.0, metadata={"help": "multiply the learning rates at each pruning"})
+    prune_lr_decay: float = field(
+        default=1.0, metadata={"help": "multiply the learning rates at each pruning"}
+    )
 
     def validate(self):
         if self.knn < 0 or self.random_edges < 0 or self.virtual_vertices < 0:
@@ -108,7 +117,8 @@ class ProdigeTrainConfig(TrainConfig):
     ``targets_per_source`` random targets (0: every vertex, which costs little more than one)."""
 
     steps: int = field(
-        default=1000, metadata={"help": "optimisation steps (the pruning schedule depends on it: fixed on resume)"}
+        default=1000,
+        metadata={"help": "optimisation steps (the pruning schedule depends on it: fixed on resume)"},
     )
     batch_size: int = field(default=16, metadata={"help": "source vertices per step (one Dijkstra each)"})
     targets_per_source: int = field(
@@ -116,7 +126,9 @@ class ProdigeTrainConfig(TrainConfig):
     )
     finetune_steps: int = field(
         default=0,
-        metadata={"help": "after the final pruning, steps training the weights of the kept edges (eval graph)"},
+        metadata={
+            "help": "after the final pruning, steps training the weights of the kept edges (eval graph)"
+        },
     )
     checkpoint_every: int = field(
         default=0, metadata={"help": "steps between checkpoints (0: only at the end)", "resume": "free"}

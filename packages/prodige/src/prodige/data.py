@@ -32,7 +32,9 @@ def load_points(name: str, n: int = 0, seed: int = 0) -> np.ndarray:
         raise ValueError(f"{name}: expected an [n, d] array of n >= 2 points, got shape {X.shape}")
     bad = ~np.isfinite(X).all(1)
     if bad.any():
-        raise ValueError(f"{name}: {int(bad.sum())} row(s) with NaN or inf (first: row {int(np.argmax(bad))}): clean or drop them")
+        raise ValueError(
+            f"{name}: {int(bad.sum())} row(s) with NaN or inf (first: row {int(np.argmax(bad))}): clean or drop them"
+        )
     return X[:n] if n else X
 
 
@@ -90,9 +92,7 @@ def check_distance_matrix(D, directed: bool = False, name: str = "the distance m
     if np.isnan(D).any():
         raise ValueError(f"{name} has {int(np.isnan(D).sum())} NaN entries: fill or drop them")
     if np.isinf(D).any():
-        raise ValueError(
-            f"{name} has infinite entries: the target is disconnected; fit each component apart"
-        )
+        raise ValueError(f"{name} has infinite entries: the target is disconnected; fit each component apart")
     if (D < 0).any():
         raise ValueError(f"{name} has negative distances (min {D.min():.3g}): distances must be >= 0")
     if not directed and not np.allclose(D, D.T, rtol=1e-6, atol=1e-9 * max(1.0, float(np.abs(D).max()))):

@@ -17,7 +17,6 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from prodige.config import ProdigeConfig, ProdigeTrainConfig
 from prodige.data import check_distance_matrix, geodesic_distances
-from prodige.graph import Graph
 from prodige.init import init_graph
 from prodige.paths import find_paths, pairwise_distances
 from prodige.tasks import DistanceTask
@@ -140,7 +139,9 @@ class GraphEmbedding(TransformerMixin, BaseEstimator):
                 f"({limit:.3g}): lower it"
             )
         if self.params_per_vertex < 1 + 2 / n:
-            raise ValueError(f"params_per_vertex={self.params_per_vertex} leaves no edge: use at least {1 + 3 / n:.3g}")
+            raise ValueError(
+                f"params_per_vertex={self.params_per_vertex} leaves no edge: use at least {1 + 3 / n:.3g}"
+            )
         seed = self._seed()
         graph = init_graph(points if metric == "euclidean" else None,
                            None if metric == "euclidean" else D, cfg, scale=task.scale,
@@ -210,5 +211,3 @@ class GraphEmbedding(TransformerMixin, BaseEstimator):
         tags.input_tags.pairwise = self.metric == "precomputed"
         tags.input_tags.positive_only = self.metric == "precomputed"
         return tags
-
-

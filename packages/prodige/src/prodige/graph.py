@@ -131,7 +131,12 @@ class Graph(nn.Module):
             tail, head, eid = np.r_[self.src, self.dst], np.r_[self.dst, self.src], np.r_[e, e]
         key = tail * self.n_vertices + head
         order = np.argsort(key, kind="stable")
-        self.arc_tail, self.arc_head, self.arc_eid, self.arc_key = tail[order], head[order], eid[order], key[order]
+        self.arc_tail, self.arc_head, self.arc_eid, self.arc_key = (
+            tail[order],
+            head[order],
+            eid[order],
+            key[order],
+        )
 
     @property
     def n_edges(self) -> int:

@@ -109,5 +109,3 @@ def path_term(
         base.mul_(1 - max(1 / n, 0.01)).add_(max(1 / n, 0.01) * L.mean())
         graph.dense.baseline_count.fill_(n)
     return cfg.logp_weight * (adv[ok] * logp[ok]).mean()
-
-

@@ -145,7 +145,9 @@ def path_distances(graph: Graph, paths: Paths, dtype=torch.float64) -> tuple[tor
 
 
 @torch.no_grad()
-def pairwise_distances(graph: Graph, sources=None, targets=None, kept: np.ndarray | None = None) -> np.ndarray:
+def pairwise_distances(
+    graph: Graph, sources=None, targets=None, kept: np.ndarray | None = None
+) -> np.ndarray:
     """Eval-mode (``p > 1/2``) shortest-path distances ``[len(sources), len(targets)]`` (float64);
     unreachable pairs get the default distance. Defaults: every data vertex."""
     kept = graph.eval_kept() if kept is None else kept

@@ -123,7 +123,9 @@ class RecommendationTask:
         fb = self.fb
         users = rng.choice(fb.n_users, n_sources, replace=n_sources > fb.n_users)
         cnt = self.start[users + 1] - self.start[users]
-        pos = self.items_sorted[self.start[users][:, None] + (rng.random((n_sources, self.P)) * cnt[:, None]).astype(int)]
+        pos = self.items_sorted[
+            self.start[users][:, None] + (rng.random((n_sources, self.P)) * cnt[:, None]).astype(int)
+        ]
         neg = rng.integers(0, fb.n_items, (n_sources, self.N))
         items = np.concatenate([pos, neg], 1)
         return Batch(np.repeat(users, self.P + self.N), fb.n_users + items.ravel())

@@ -30,7 +30,9 @@ def grouped_pairs(rng: np.random.Generator, sources: np.ndarray, n_targets: int,
     ``[0, n_targets)``, or with all of them when 0."""
     if targets_per_source == 0:
         return np.repeat(sources, n_targets), np.tile(np.arange(n_targets), len(sources))
-    return np.repeat(sources, targets_per_source), rng.integers(0, n_targets, len(sources) * targets_per_source)
+    return np.repeat(sources, targets_per_source), rng.integers(
+        0, n_targets, len(sources) * targets_per_source
+    )
 
 
 class DistanceTask:
