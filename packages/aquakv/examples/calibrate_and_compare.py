@@ -14,8 +14,10 @@ from papercore.llm.data import eval_windows, get_eval_stream
 model, tok = zoo.load("tiny")
 cfg = AquaKVConfig(buffer_size=32)
 calib = CalibrationConfig(nsamples=8, seqlen=128, valid_nsamples=2)
-res = calibrate(model, calibration_windows(tok, calib, seed=0), cfg, calib,
-                out_dir=tempfile.mkdtemp(prefix="aquakv-example-"), progress=False)  # fmt: skip
+windows = calibration_windows(tok, calib, max_chars=200_000)  # a seeded ~200k-character subset of the corpus
+res = calibrate(
+    model, windows, cfg, calib, out_dir=tempfile.mkdtemp(prefix="aquakv-example-"), progress=False
+)
 for r in res.layers:
     print(r.as_dict())
 test = eval_windows(get_eval_stream("stdlib", tok), 128, max_windows=2)

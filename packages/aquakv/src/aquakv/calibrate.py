@@ -79,13 +79,14 @@ def quantizers(cfg: AquaKVConfig, channels: int):
 
 
 def calibration_windows(tokenizer, calibration: CalibrationConfig, *, dataset: str = "stdlib", seed: int = 0,
-                        small: bool = False) -> torch.Tensor:  # fmt: skip
+                        small: bool = False, max_chars: int | None = None) -> torch.Tensor:  # fmt: skip
     """``[nsamples, seqlen]`` token ids drawn from ``dataset`` (``papercore.llm.data``); sizes left at
-    None take the paper's (or, with ``small``, the zoo models') defaults."""
+    None take the paper's (or, with ``small``, the zoo models') defaults. ``max_chars`` tokenizes only
+    a seeded subset of documents of about that many characters (default: the whole split)."""
     from papercore.llm.data import get_calibration_data
 
     c = calibration.resolved(small)
-    return get_calibration_data(dataset, tokenizer, c.nsamples, c.seqlen, seed=seed)
+    return get_calibration_data(dataset, tokenizer, c.nsamples, c.seqlen, seed=seed, max_chars=max_chars)
 
 
 def calibration_memory(num_layers: int, hidden_size: int, channels: int, nsamples: int = 256,

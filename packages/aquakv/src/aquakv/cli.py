@@ -30,6 +30,11 @@ class CalibrateOptions:
 
     model: str = field(default="zoo:tiny", metadata={"help": "model folder, or zoo:tiny / zoo:small"})
     dataset: str = field(default="stdlib", metadata={"help": "calibration corpus name or local path"})
+    max_chars: int | None = field(
+        default=None,
+        metadata={"help": "tokenize only a seeded subset of about this many characters of the corpus "
+                  "(default: all of it; large corpora: 32 per window token)"},
+    )  # fmt: skip
     out: Path | None = field(default=None, metadata={"help": "output folder (default: a new temporary one)"})
     resume: bool = field(default=False, metadata={"help": "reuse the layers already saved in OUT/layers"})
     offload: bool = field(
@@ -61,7 +66,9 @@ def calibrate_cmd(
     layers, heads, hd = kv_layout(model.config)
     cfg.resolved_group(heads * hd)  # bad group sizes before any work
     out = out or Path(tempfile.mkdtemp(prefix="aquakv-"))
-    windows = calibration_windows(tok, calib, dataset=opts.dataset, seed=common.seed)
+    windows = calibration_windows(
+        tok, calib, dataset=opts.dataset, seed=common.seed, max_chars=opts.max_chars
+    )
     print(
         f"calibrating AQUA-KV predictors for {src} ({layers} layers, {heads * hd} KV channels) on "
         f"{calib.nsamples}x{calib.seqlen} tokens ({calib.valid_nsamples} windows held out)"
