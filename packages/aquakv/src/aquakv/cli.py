@@ -208,7 +208,8 @@ def generate_cmd(cfg: AquaKVConfig, opts: GenerateOptions, common: CommonOptions
     print(
         f"--- {n} tokens cached: {mem['quantized_tokens']} quantized ({mem['quantized']:,} B packed codes + scales, "
         f"formula {config_bytes_per_token(cfg, L, H * D) * mem['quantized_tokens']:,} B), "
-        f"{n - mem['quantized_tokens']} in the sink/buffer ({mem['fp']:,} B)"
+        f"{n - mem['quantized_tokens']} in the buffer; buffer and the {min(cfg.prefix_size, n)} sink tokens in the "
+        f"model dtype: {mem['fp']:,} B"
     )
     print(
         f"--- KV cache {ours:,} B vs {2 * L * H * D * 2 * n:,} B in fp16 ({2 * L * H * D * elt * n:,} B in the model dtype); "
