@@ -100,7 +100,7 @@ def baseline_scores(
         if name == "pca":
             if points is None:
                 continue
-            pred = baselines.pca_distances(points, d, seed)
+            pred = baselines.pca_distances(points, min(d, points.shape[1]), seed)  # all of them when fewer
         elif name == "mds":
             pred = baselines.mds_distances(D, d, seed)
         elif name == "isomap":
