@@ -184,7 +184,8 @@ def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None
             kwargs["type"] = tp
         else:
             kwargs["type"] = str
-        parser.add_argument(_flag(f.name), **kwargs)
+        names = [_flag(f.name)] + (["-" + f.name] if len(f.name) == 1 else [])  # one-letter fields: -n too
+        parser.add_argument(*names, **kwargs)
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -463,6 +464,8 @@ class CLI:
         global _current_command
         try:
             cmd, parts, common, extra = self.resolve(argv)
+        except SystemExit as e:  # argparse: --help, --version (0) or a usage error (2, one line already printed)
+            return e.code if isinstance(e.code, int) else 2
         except (UserError, ConfigError, ValueError) as e:
             print(f"{self.prog}: error: {_one_line(e)}", file=sys.stderr)
             return 2
