@@ -1,74 +1,103 @@
-"""Distributed quantization with the gloo backend and 2 CPU processes."""
+"""Several processes: `torchrun ... -m aqlm quantize` (gloo, 2 CPU processes) against one process, and
+the device every collective runs on."""
 
+import json
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from aqlm import AQLMConfig, QuantizedLinear
-from aqlm.quantize import quantize_
-from papercore.llm import zoo
-
-CONFIG = AQLMConfig(
-    num_codebooks=1,
-    nbits_per_codebook=4,
-    in_group_size=8,
-    max_epochs=3,
-    steps_per_epoch=5,
-    finetune_max_epochs=2,
-    finetune_lr=1e-3,
-    val_size=2,
-)
+import aqlm.distributed as D
 
 
-def make_inputs():
-    model = zoo.random_model(
-        "llama", seed=0, vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2
-    )
-    calib = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(0))
-    return model, calib
+class Recorded(Exception):
+    pass
 
 
-def quantized_state(model):
-    return {n: m.unsigned_codes() for n, m in model.named_modules() if isinstance(m, QuantizedLinear)}
+@pytest.fixture
+def fake_group(monkeypatch):
+    """A 2-process group whose backend takes tensors on the meta device only: each collective records
+    the device of the tensor it was given and stops the call (meta tensors hold no values)."""
+    seen = []
+
+    def collective(t, *args, **kwargs):
+        seen.append(t.device.type)
+        raise Recorded
+
+    monkeypatch.setattr(D, "enabled", lambda: True)
+    monkeypatch.setattr(D, "world_size", lambda: 2)
+    monkeypatch.setattr(D, "comm_device", lambda: torch.device("meta"))
+    monkeypatch.setattr(torch.distributed, "all_reduce", collective)
+    monkeypatch.setattr(torch.distributed, "broadcast", collective)
+    return seen
 
 
-def worker(rank, world, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    try:
-        model, calib = make_inputs()
-        report = quantize_(model, CONFIG, calib, checkpoint_dir=os.path.join(out_dir, "ckpt"), progress=False)
-        tensors = {f"codes/{n}": c for n, c in quantized_state(model).items()}
-        tensors["mse"] = torch.tensor([layer.relative_mse for layer in report.layers], dtype=torch.float64)
-        tensors["sequences"] = torch.tensor([report.calibration_sequences])
-        tensors["logits"] = model(input_ids=calib[:2]).logits.detach()
-        save_file(tensors, os.path.join(out_dir, f"rank{rank}.safetensors"))
-    finally:
-        dist.destroy_process_group()
+def test_every_collective_runs_on_the_backend_device(fake_group):
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    calls = [
+        lambda: D.average(1.0),
+        lambda: D.total(1.0),
+        lambda: D.global_mean_xtx(torch.eye(4, dtype=torch.float64), 10),
+        lambda: D.broadcast_([torch.zeros(2, dtype=torch.int64)], 0),
+        lambda: D.sum_gradients_([p]),
+    ]
+    for call in calls:
+        with pytest.raises(Recorded):
+            call()
+    assert fake_group == ["meta"] * len(calls)  # CPU tensors went through the backend's device
+
+
+def test_comm_device_follows_the_backend(monkeypatch):
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda group=None: "nccl")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert D.comm_device() == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda group=None: "gloo")
+    assert D.comm_device() == torch.device("cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_each_other_and_one_process(tmp_path):
-    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
-    assert r0["sequences"].item() == r1["sequences"].item() == 4  # the 8 sequences are split across ranks
-    for name in r0:
-        if name.startswith("codes/"):
-            assert torch.equal(r0[name], r1[name]), name
-    assert torch.allclose(r0["logits"], r1["logits"])
-    assert sorted((tmp_path / "ckpt").glob("block_*.safetensors"))  # rank 0 wrote the checkpoints
+def test_torchrun_two_processes_write_the_model_of_one(quantized_run, tmp_path, cli):
+    """2 gloo processes through torchrun and the CLI write the checkpoint one process writes.
 
-    model, calib = make_inputs()
-    single = quantize_(model, CONFIG, calib, progress=False)
-    # Block 0 sees XᵀX over the same tokens (summed in another order): the same quantization to rounding.
-    # (Later blocks differ: fine-tuning on two shards takes other steps than on one.)
-    block0 = [
-        (a, b) for a, b in zip(single.layers, r0["mse"].tolist()) if a.name.startswith("model.layers.0.")
-    ]
-    assert len(block0) == 7
-    for a, b in block0:
-        assert abs(a.relative_mse - b) <= 1e-6 * max(a.relative_mse, 1e-12), a.name
+    Codes, codebooks and scales are identical. Dense tensors that block fine-tuning trains (norm
+    weights) may differ in the last float32 bit: their gradients are summed over the processes in
+    another order than in one process.
+    """
+    _, fast = cli
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPERCORE_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2"]
+    cmd += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
+    r = subprocess.run(
+        [*cmd, "-m", "aqlm", "quantize", "--out", str(out), *fast],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("saved the quantized model") == 1 and "in 2 processes" in r.stdout  # rank 0 only
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calibration_sequences_per_process"] == 4 and summary["linears_per_process"] == [
+        8,
+        6,
+    ]  # 7 a block, dealt out
+    two, one = load_file(out / "model.safetensors"), load_file(quantized_run / "model.safetensors")
+    assert two.keys() == one.keys()
+    for key in one:
+        if key.endswith((".codes", ".codebooks", ".scales")):
+            assert torch.equal(two[key], one[key]), key
+        else:
+            torch.testing.assert_close(two[key], one[key], rtol=1e-6, atol=0)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in quantized_run.iterdir())

@@ -2,32 +2,41 @@ import copy
 
 import torch
 
-from aqlm import AQLMConfig
-from aqlm.finetune import distill_, encode_groups, evaluate_kl, finetune_block, update_codes
+from aqlm import AQLMConfig, DistillConfig
+from aqlm.finetune import (
+    StraightThroughAdam,
+    beam_encode_groups,
+    distill_,
+    evaluate_kl,
+    finetune_block,
+    update_codes,
+)
 from aqlm.kernels.reference import dequantize
 from aqlm.quantize import random_quantize_
 from aqlm.quantized_linear import QuantizedLinear
 from papercore.llm import zoo
 
 
-def test_encode_groups_is_exact_for_one_codebook_and_never_worse():
+def test_beam_search_re_encoding_is_exhaustive_with_a_full_beam_and_never_worse():
     gen = torch.Generator().manual_seed(0)
-    codebooks = torch.randn(1, 16, 1, 4, generator=gen)
+    codebooks = torch.randn(2, 8, 1, 4, generator=gen)
     scales = torch.rand(6, 1, 1, 1, generator=gen) + 0.5
     target = torch.randn(6, 12, generator=gen)
-    start = torch.randint(0, 16, (6, 3, 1), generator=gen)
-    codes = encode_groups(target, codebooks, scales, start)
-    # brute force nearest codeword for every group
-    groups = (target / scales.view(-1, 1)).view(6, 3, 4)
-    best = ((groups[:, :, None, :] - codebooks[0, :, 0][None, None]) ** 2).sum(-1).argmin(-1)
-    assert torch.equal(codes[..., 0], best)
-    multi = torch.randn(3, 16, 1, 4, generator=gen)
-    start = torch.randint(0, 16, (6, 3, 3), generator=gen)
-    err = lambda c: (dequantize(c, multi, scales) - target).pow(2).sum()
-    assert err(encode_groups(target, multi, scales, start)) <= err(start)
+    start = torch.randint(0, 8, (6, 3, 2), generator=gen)
+    err = lambda c: (dequantize(c, codebooks, scales) - target).view(6, 3, 4).pow(2).sum(-1)
+    # brute force: every pair of codes for every group
+    pairs = torch.cartesian_prod(torch.arange(8), torch.arange(8))  # [64, 2]
+    sums = codebooks[0, pairs[:, 0], 0] + codebooks[1, pairs[:, 1], 0]  # [64, 4]
+    groups = (target / scales.view(-1, 1)).view(6, 3, 1, 4)
+    best = ((groups - sums) ** 2).sum(-1).argmin(-1)
+    full = beam_encode_groups(target, codebooks, scales, start, beam_size=8)
+    assert torch.equal(full, pairs[best])
+    greedy = beam_encode_groups(target, codebooks, scales, start, beam_size=1)
+    assert (err(greedy) <= err(start) + 1e-6).all() and (err(full) <= err(greedy) + 1e-6).all()
+    assert err(full).sum() < err(greedy).sum()  # the beam finds better pairs than one greedy pass here
 
 
-def test_update_codes_respects_the_change_budget():
+def test_update_codes_moves_toward_the_target_within_the_change_budget():
     gen = torch.Generator().manual_seed(1)
     layer = QuantizedLinear.from_parts(
         torch.randint(0, 16, (32, 8, 2), generator=gen),
@@ -35,11 +44,26 @@ def test_update_codes_respects_the_change_budget():
         torch.rand(32, 1, 1, 1) + 0.5,
     )
     before = layer.unsigned_codes().clone()
-    grad = torch.randn(32, 32, generator=gen)
-    frac = update_codes(layer, grad, code_lr=1.0, max_change=0.05)
+    target = layer.dequantize() + 0.5 * torch.randn(32, 32, generator=gen)
+    error = lambda: (layer.dequantize() - target).pow(2).sum().item()
+    start = error()
+    frac = update_codes(layer, target, beam_size=4, max_change=0.05)
     changed = (layer.unsigned_codes() != before).any(-1).float().mean().item()
-    assert 0 < changed <= 0.05 + 1e-9 and abs(frac - changed) < 1e-9
-    assert update_codes(layer, None, 1.0, 0.05) == 0.0
+    assert 0 < changed <= 0.05 + 1e-9 and abs(frac - changed) < 1e-9 and error() < start
+    assert update_codes(layer, target, beam_size=4, max_change=0.0) == 0.0
+
+
+def test_straight_through_adam_is_adam():
+    w = torch.randn(4, 6)
+    grads = [torch.randn(4, 6) for _ in range(3)]
+    ours = StraightThroughAdam(1e-2, (0.9, 0.95))
+    p = torch.nn.Parameter(w.clone())
+    ref = torch.optim.Adam([p], lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
+    for g in grads:
+        moved = ours.step("layer", p.detach().clone(), g)
+        p.grad = g
+        ref.step()
+        torch.testing.assert_close(moved, p.detach())
 
 
 def test_block_finetune_lowers_the_block_error():
@@ -64,24 +88,16 @@ def test_distillation_lowers_kl_and_code_updates_are_bounded():
     student = random_quantize_(
         copy.deepcopy(teacher), AQLMConfig(num_codebooks=1, nbits_per_codebook=4, in_group_size=4)
     )
+    for m in student.modules():
+        if isinstance(m, QuantizedLinear):
+            m.store_as_(torch.float16)
     data = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(0))
     before = evaluate_kl(student, teacher, data)
     codes_before = {
         n: m.unsigned_codes().clone() for n, m in student.named_modules() if isinstance(m, QuantizedLinear)
     }
-    res = distill_(
-        student,
-        teacher,
-        data,
-        epochs=4,
-        lr=3e-3,
-        batch_size=4,
-        val_data=data,
-        code_update_every=2,
-        max_code_change=0.02,
-        code_lr=0.5,
-        progress=False,
-    )
+    cfg = DistillConfig(epochs=4, lr=3e-3, batch_size=4, code_update_every=2, max_code_change=0.02)
+    res = distill_(student, teacher, data, cfg, val_data=data, progress=False)
     assert res.steps == 8 and len(res.code_changes) == 4
     assert all(0 <= c <= 0.02 + 1e-9 for c in res.code_changes) and max(res.code_changes) > 0
     assert res.val_kl[-1] < before * 0.8
@@ -91,6 +107,8 @@ def test_distillation_lowers_kl_and_code_updates_are_bounded():
         if isinstance(m, QuantizedLinear)
     ]
     assert max(changed) <= 4 * 0.02 + 1e-9
+    # trained in float32, stored again as they came
+    assert student.model.layers[0].mlp.up_proj.codebooks.dtype == torch.float16
 
 
 def test_block_finetune_of_a_bfloat16_block_keeps_small_updates():

@@ -12,6 +12,7 @@ from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stre
 from papercore.llm.metrics import perplexity
 
 FAST = dict(max_epochs=4, steps_per_epoch=20, init_max_iter=20)
+LIGHT = dict(max_epochs=2, steps_per_epoch=10, init_max_iter=10)  # where quality is not what is tested
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_block_finetuning_lowers_block_error(tiny):
     q = copy.deepcopy(model)
     report = quantize_(
         q,
-        AQLMConfig.from_scheme("1x8g8", **FAST, finetune_max_epochs=3, finetune_lr=1e-3, val_size=4),
+        AQLMConfig.from_scheme("1x8g8", **LIGHT, finetune_max_epochs=3, finetune_lr=1e-3, val_size=4),
         calib,
         progress=False,
     )
@@ -76,7 +77,8 @@ class Crash(Exception):
 
 def test_resume_after_a_crash_gives_the_same_model(tiny, tmp_path, monkeypatch):
     model, _, calib, _ = tiny
-    config = AQLMConfig.from_scheme("1x6g8", **FAST)
+    config = AQLMConfig.from_scheme("1x6g8", **LIGHT)
+    calib = calib[:8]
     uninterrupted = copy.deepcopy(model)
     quantize_(uninterrupted, config, calib, progress=False)
 
@@ -108,7 +110,7 @@ def test_resume_after_a_crash_gives_the_same_model(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="another configuration"):
         quantize_(
             copy.deepcopy(model),
-            AQLMConfig.from_scheme("1x4g8", **FAST),
+            AQLMConfig.from_scheme("1x4g8", **LIGHT),
             calib,
             checkpoint_dir=tmp_path,
             resume=True,
@@ -135,7 +137,7 @@ def test_true_sequential_with_offloading(tiny):
     q = copy.deepcopy(model)
     report = quantize_(
         q,
-        AQLMConfig.from_scheme("1x6g8", **FAST, true_sequential=True),
+        AQLMConfig.from_scheme("1x6g8", **LIGHT, true_sequential=True),
         calib[:8],
         offload=True,
         progress=False,
@@ -145,3 +147,22 @@ def test_true_sequential_with_offloading(tiny):
     assert order[3] == "self_attn.o_proj" and order[-1] == "mlp.down_proj"
     assert all(isinstance(m, QuantizedLinear) for n, m in q.named_modules() if n.endswith(("_proj",)))
     assert perplexity(q, test[:4], progress=False) < 2 * perplexity(model, test[:4], progress=False)
+
+
+def test_block_finetuning_steps_on_finetune_batch_size_sequences():
+    model = zoo.random_model("llama", vocab_size=64, hidden_size=32, num_layers=2)
+    calib = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(0))
+    config = AQLMConfig.from_scheme(
+        "1x4g8",
+        max_epochs=1,
+        steps_per_epoch=2,
+        init_max_iter=5,
+        finetune_max_epochs=2,
+        finetune_early_stop=5,
+        finetune_batch_size=3,
+        val_size=2,
+    )
+    report = quantize_(model, config, calib, progress=False)
+    # 6 training sequences in batches of 3: 2 steps per epoch, in each block
+    assert [r["steps"] for r in report.block_finetune.values()] == [4, 4]
+    assert [r["epochs"] for r in report.block_finetune.values()] == [2, 2]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -52,15 +53,47 @@ def quantization_config(model: nn.Module) -> dict:
     }
 
 
-def save_quantized(model: nn.Module, path: str | os.PathLike, tokenizer=None) -> Path:
-    """Save a quantized transformers model as an upstream-format AQLM checkpoint (atomically)."""
+def save_quantized(
+    model: nn.Module,
+    path: str | os.PathLike,
+    tokenizer=None,
+    *,
+    codebook_dtype: torch.dtype | None = torch.float16,
+) -> Path:
+    """Save a quantized transformers model as an upstream-format AQLM checkpoint.
+
+    Codebooks and scales are first rounded to ``codebook_dtype`` *in place* (float16 by default,
+    the upstream format's dtype; None keeps them as they are), so the model in memory is the one
+    on disk. A new folder is written atomically. Into an existing folder (e.g. the output folder
+    of ``aqlm quantize``, which also holds a summary and per-block checkpoints) the model files
+    are moved one by one, ``config.json`` last, after the old model files are removed: an
+    interrupted save leaves no ``config.json``, so never a loadable mix of two models.
+    """
     path = Path(path)
     qcfg = quantization_config(model)
-    with atomic_dir(path) as tmp:
+    if codebook_dtype is not None:
+        for module in model.modules():
+            if isinstance(module, QuantizedLinear):
+                module.store_as_(codebook_dtype)
+
+    def write(folder: Path) -> None:
         model.config.quantization_config = qcfg
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(folder, safe_serialization=True)
         if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
+            tokenizer.save_pretrained(folder)
+
+    if not path.exists() or not any(path.iterdir()):
+        with atomic_dir(path) as tmp:
+            write(tmp)
+        return path
+    with tempfile.TemporaryDirectory(prefix=".save-", dir=path) as tmp:
+        write(Path(tmp))
+        (path / "config.json").unlink(missing_ok=True)
+        for old in [*path.glob("*.safetensors"), *path.glob("*.safetensors.index.json")]:
+            old.unlink()
+        files = sorted(Path(tmp).iterdir(), key=lambda f: f.name == "config.json")
+        for f in files:
+            os.replace(f, path / f.name)
     return path
 
 
@@ -92,6 +125,9 @@ def load_quantized(
 ):
     """Load an AQLM checkpoint (ours or upstream) as a transformers model with ``QuantizedLinear`` layers.
 
+    Codebooks and scales keep the dtype they are stored in (fp16 in the upstream format; the
+    forward computes in the activations' dtype), so bits are counted from what is stored.
+
     Every tensor is checked against the configuration first (names, shapes, code dtypes, read from
     the safetensors headers without loading data); a mismatch raises :class:`CheckpointError`
     naming it. Loading itself goes through ``AutoModelForCausalLM.from_pretrained``, which builds
@@ -104,7 +140,24 @@ def load_quantized(
     _check_files(path, expected)
     kwargs = {"dtype": dtype} if dtype is not None else {}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    _restore_stored(model, path)
     return model.to(device).eval()
+
+
+@torch.no_grad()
+def _restore_stored(model: nn.Module, path: Path) -> None:
+    """Codebooks and scales exactly as stored (transformers casts them to the model's dtype)."""
+    from safetensors import safe_open
+
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, QuantizedLinear)}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():  # noqa: SIM118 (safe_open is not iterable)
+                name, _, attr = key.rpartition(".")
+                if name in layers and attr in ("codebooks", "scales"):
+                    layer = layers[name]
+                    old = getattr(layer, attr)
+                    setattr(layer, attr, nn.Parameter(st.get_tensor(key).to(old.device), requires_grad=False))
 
 
 def expected_tensors(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:

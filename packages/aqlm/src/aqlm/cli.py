@@ -7,6 +7,7 @@ preset on the built-in standard-library corpus and prints its perplexity and exa
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -14,111 +15,159 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aqlm import __version__
-from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
+from aqlm.config import SCHEMES, AQLMConfig, DistillConfig, scheme_values
+from papercore.cli import CLI, Command, CommonOptions, Preset, UserError, check_resume, write_resolved_config
 from papercore.llm.metrics import corpus_perplexity
 from papercore.llm.zoo import load_model
 
 log = logging.getLogger(__name__)
 
 
+BLOCKS = ".blocks"  # per-block checkpoints inside the output folder, removed once the model is saved
+
+
 @dataclass
 class QuantizeOptions:
+    """Run options of ``aqlm quantize`` (the method's options are :class:`~aqlm.AQLMConfig`)."""
+
     model: str = field(
         default="zoo:tiny", metadata={"help": "model folder, or zoo:tiny / zoo:small / zoo:draft"}
     )
-    out: Path | None = field(default=None, metadata={"help": "output folder for the quantized checkpoint"})
-    scheme: str | None = field(default=None, metadata={"help": "preset such as 2x8g8, 1x16g8 (or MxBgG)"})
-    num_codebooks: int | None = None
-    nbits_per_codebook: int | None = None
-    in_group_size: int | None = None
+    out: Path | None = field(
+        default=None,
+        metadata={
+            "help": "output folder: the quantized model is written at its root (default: a temp folder)"
+        },
+    )
     dataset: str = field(default="stdlib", metadata={"help": "calibration corpus name or local path"})
-    nsamples: int = field(default=64, metadata={"help": "calibration sequences"})
+    nsamples: int = field(
+        default=64, metadata={"help": "calibration sequences (a multiple of the processes)"}
+    )
     seqlen: int = field(default=128, metadata={"help": "tokens per calibration sequence"})
-    beam_size: int = 1
-    relative_mse_tolerance: float = 0.01
-    max_epochs: int = 100
-    steps_per_epoch: int = 100
-    lr: float = 1e-4
-    finetune_max_epochs: int = field(default=0, metadata={"help": "block fine-tuning epochs (0: off)"})
-    finetune_lr: float = 1e-5
-    val_size: int = field(default=0, metadata={"help": "calibration sequences held out for fine-tuning"})
-    true_sequential: bool = False
-    offload_activations: bool = False
-    resume: bool = field(default=False, metadata={"help": "continue from the blocks saved in OUT/blocks"})
+    calib_chars_per_token: int = field(
+        default=64,
+        metadata={
+            "help": "tokenize a random subset of about this many characters per calibration token "
+            "(nsamples x seqlen) of the corpus; 0: the whole split"
+        },
+    )
+    offload_activations: bool = field(
+        default=False, metadata={"help": "keep block activations on the CPU between blocks"}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": f"continue a run from the blocks saved in OUT/{BLOCKS}"}
+    )
+    keep_blocks: bool = field(
+        default=False, metadata={"help": f"keep the per-block checkpoints (OUT/{BLOCKS}) after the run"}
+    )
     eval_dataset: str = field(
         default="stdlib", metadata={"help": "corpus for the perplexity printed at the end"}
     )
-    eval_seqlen: int | None = None
+    eval_seqlen: int | None = field(default=None, metadata={"help": "evaluation window (default: --seqlen)"})
     eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
 
 
-def _aqlm_config(opts: QuantizeOptions):
-    from aqlm.config import AQLMConfig, parse_scheme
-
-    m, b, g = parse_scheme(opts.scheme or "2x8g8")
-    m = opts.num_codebooks or m
-    b = opts.nbits_per_codebook or b
-    g = opts.in_group_size or g
-    return AQLMConfig(
-        num_codebooks=m,
-        nbits_per_codebook=b,
-        in_group_size=g,
-        beam_size=opts.beam_size,
-        relative_mse_tolerance=opts.relative_mse_tolerance,
-        max_epochs=opts.max_epochs,
-        steps_per_epoch=opts.steps_per_epoch,
-        lr=opts.lr,
-        finetune_max_epochs=opts.finetune_max_epochs,
-        finetune_lr=opts.finetune_lr,
-        val_size=opts.val_size,
-        true_sequential=opts.true_sequential,
-    )
+def model_folder(path: Path) -> Path:
+    """The model folder a run wrote: its root (or ``model/``, where earlier versions put it)."""
+    if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
+        return path / "model"
+    return path
 
 
-def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
+def _check_out(out: Path, config, resume: bool) -> None:
+    """Refuse an output folder that would mix two runs (before anything is written)."""
+    if resume:
+        if not out.is_dir():
+            raise UserError(f"--resume: {out} does not exist; start a run without --resume")
+        check_resume(out, config)
+        if (out / "config.json").is_file() and not (out / BLOCKS).is_dir():
+            raise UserError(f"--resume: {out} already holds the finished model; choose a new --out")
+    elif out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume a run)")
+
+
+def quantize(config: AQLMConfig, opts: QuantizeOptions, common: CommonOptions) -> int:
+    """Quantize a model into ``--out``; under ``torchrun`` the processes share the work."""
+    from aqlm import distributed as dist
+
+    device = dist.init_from_env(common.torch_device)
+    try:
+        return _quantize(config, opts, common, device)
+    finally:
+        dist.shutdown()
+
+
+def _quantize(config: AQLMConfig, opts: QuantizeOptions, common: CommonOptions, device) -> int:
     import torch
 
+    from aqlm import distributed as dist
     from aqlm.checkpoint import save_quantized
     from aqlm.quantize import check_model, model_bits, quantize_
     from papercore.io import write_json
-    from papercore.llm.data import get_calibration_data
+    from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
+    from papercore.llm.metrics import perplexity
 
-    device = common.torch_device
-    dtype = torch.float32 if device.type == "cpu" else common.torch_dtype
-    config = _aqlm_config(opts)
+    lead = dist.rank() == 0
+    if not lead:  # one log and one progress bar, from rank 0
+        for name in ("aqlm", "papercore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if opts.out is None and dist.enabled():
+        raise UserError("--out is required when several processes share the work")
+    if opts.nsamples % dist.world_size():
+        raise UserError(
+            f"--nsamples {opts.nsamples} cannot be split over {dist.world_size()} processes: "
+            f"use a multiple of {dist.world_size()}"
+        )
     out = opts.out or Path(tempfile.mkdtemp(prefix="aqlm-"))
-    if out.exists() and any(out.iterdir()) and not opts.resume and not (out / "blocks").exists():
-        raise UserError(f"--out {out} exists and is not empty: choose a new folder (or --resume a run)")
+    _check_out(out, config, opts.resume)
+    dist.barrier()  # every rank has checked the folder before rank 0 writes into it
+    dtype = torch.float32 if device.type == "cpu" else common.torch_dtype
     model, tok, src = load_model(opts.model, device=device, dtype=dtype)
     check_model(model, config)  # unsupported models, group sizes, non-finite weights: before any work
-    calib = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed)
-    print(
-        f"quantizing {src} with AQLM {config.scheme} on {opts.nsamples}x{opts.seqlen} tokens of {opts.dataset}"
+    calib = get_calibration_data(
+        opts.dataset,
+        tok,
+        opts.nsamples,
+        opts.seqlen,
+        seed=common.seed,
+        max_chars=opts.calib_chars_per_token * opts.nsamples * opts.seqlen or None,
     )
     eval_seqlen = opts.eval_seqlen or opts.seqlen
-    ppl_before = corpus_perplexity(
-        model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device=device
-    )
+    ppl_before = windows = None
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
+        write_resolved_config(out, config, opts, common=common)  # first, so --resume can check it
+        workers = f" in {dist.world_size()} processes" if dist.enabled() else ""
+        print(
+            f"quantizing {src} with AQLM {config.scheme} on {opts.nsamples}x{opts.seqlen} tokens of "
+            f"{opts.dataset}{workers}"
+        )
+        windows = eval_windows(get_eval_stream(opts.eval_dataset, tok), eval_seqlen, opts.eval_windows)
+        ppl_before = perplexity(model, windows, device=device, progress=False)
     t0 = time.perf_counter()
     report = quantize_(
         model,
         config,
         calib,
-        checkpoint_dir=out / "blocks",
+        checkpoint_dir=out / BLOCKS,
         resume=opts.resume,
         offload=opts.offload_activations,
         device=device,
         seed=common.seed,
+        progress=lead,
     )
     seconds = time.perf_counter() - t0
-    save_quantized(model, out / "model", tokenizer=tok)
-    ppl_after = corpus_perplexity(
-        model, tok, opts.eval_dataset, eval_seqlen, opts.eval_windows, device=device
-    )
+    if not lead:
+        return 0
+    save_quantized(model, out, tokenizer=tok, codebook_dtype=config.torch_codebook_dtype)
+    ppl_after = perplexity(model, windows, device=device, progress=False)
     bits = model_bits(model)
     summary = {
         "model": str(src),
         "scheme": config.scheme,
+        "processes": dist.world_size(),
+        "calibration_sequences_per_process": report.calibration_sequences,
+        "linears_per_process": [sum(r.rank == k for r in report.layers) for k in range(dist.world_size())],
         "seconds": round(seconds, 1),
         "perplexity_before": ppl_before,
         "perplexity_after": ppl_after,
@@ -126,12 +175,15 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
         "eval": {"dataset": opts.eval_dataset, "seqlen": eval_seqlen, "windows": opts.eval_windows},
     }
     write_json(out / "summary.json", summary)
-    write_resolved_config(out, opts, common)
-    print(f"saved {out / 'model'} ({seconds:.1f} s)")
+    if opts.keep_blocks:
+        write_json(out / BLOCKS / "report.json", report.to_dict())
+    else:
+        shutil.rmtree(out / BLOCKS, ignore_errors=True)
+    print(f"saved the quantized model in {out} ({seconds:.1f} s)")
     print(f"perplexity {ppl_before:.2f} -> {ppl_after:.2f} ({opts.eval_dataset}, seqlen {eval_seqlen})")
     print(
         f"bits per parameter: {bits['quantized_linears_bits_per_parameter']:.3f} in quantized linears "
-        f"(codebooks and scales included), {bits['model_bits_per_parameter']:.3f} for the whole model"
+        f"(codebooks and scales counted as stored), {bits['model_bits_per_parameter']:.3f} for the whole model"
     )
     log.debug("per-layer report: %s", report.layers)
     return 0
@@ -139,9 +191,11 @@ def quantize(opts: QuantizeOptions, common: CommonOptions) -> int:
 
 @dataclass
 class EvalOptions:
-    model: Path = field(default=Path("."), metadata={"help": "a quantized (or plain) model folder"})
+    model: Path = field(
+        default=Path("."), metadata={"help": "an AQLM model folder (what `aqlm quantize --out` wrote)"}
+    )
     dataset: str = field(default="stdlib", metadata={"help": "evaluation corpus name or local path"})
-    seqlen: int = 128
+    seqlen: int = field(default=128, metadata={"help": "tokens per evaluation window"})
     windows: int | None = field(default=None, metadata={"help": "evaluation windows (None: the whole split)"})
 
 
@@ -150,12 +204,13 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
     from aqlm.quantize import model_bits
     from papercore.llm.data import load_tokenizer
 
-    if not (opts.model / "config.json").is_file():
+    path = model_folder(opts.model)
+    if not (path / "config.json").is_file():
         raise UserError(
             f"--model {opts.model}: no config.json there; pass a folder written by `aqlm quantize`"
         )
-    model = load_quantized(opts.model, device=common.torch_device)
-    tok = load_tokenizer(opts.model)
+    model = load_quantized(path, device=common.torch_device)
+    tok = load_tokenizer(path)
     ppl = corpus_perplexity(model, tok, opts.dataset, opts.seqlen, opts.windows, device=common.torch_device)
     bits = model_bits(model)
     print(f"perplexity {ppl:.3f} ({opts.dataset}, seqlen {opts.seqlen})")
@@ -168,66 +223,65 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
 
 @dataclass
 class FinetuneOptions:
-    quantized: Path = field(
-        default=Path("."), metadata={"help": "folder written by `aqlm quantize` (its model/)"}
-    )
+    """Run options of ``aqlm finetune`` (the method's options are :class:`~aqlm.DistillConfig`)."""
+
+    quantized: Path = field(default=Path("."), metadata={"help": "folder written by `aqlm quantize`"})
     teacher: str = field(default="zoo:tiny", metadata={"help": "the original model (folder or zoo:NAME)"})
-    out: Path | None = field(default=None, metadata={"help": "output folder for the fine-tuned checkpoint"})
-    dataset: str = "stdlib"
-    nsamples: int = 128
-    seqlen: int = 128
-    epochs: int = 1
-    lr: float = 3e-4
-    batch_size: int = 8
-    train_nonquantized: bool = True
-    code_update_every: int = field(
-        default=0, metadata={"help": "discrete code update every K steps (0: off)"}
+    out: Path | None = field(default=None, metadata={"help": "output folder for the fine-tuned model"})
+    dataset: str = field(default="stdlib", metadata={"help": "fine-tuning corpus name or local path"})
+    nsamples: int = field(default=128, metadata={"help": "fine-tuning sequences"})
+    seqlen: int = field(default=128, metadata={"help": "tokens per fine-tuning sequence"})
+    calib_chars_per_token: int = field(
+        default=64,
+        metadata={"help": "tokenize about this many characters of the corpus per needed token; 0: all"},
     )
-    max_code_change: float = 0.01
-    code_lr: float = 0.1
-    eval_windows: int | None = 64
+    eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
 
 
-def finetune(opts: FinetuneOptions, common: CommonOptions) -> int:
+def finetune(config: DistillConfig, opts: FinetuneOptions, common: CommonOptions) -> int:
     """End-to-end fine-tuning: distil the teacher's logits into the quantized model (KL)."""
     from aqlm.checkpoint import load_quantized, save_quantized
     from aqlm.finetune import distill_
-    from papercore.llm.data import get_calibration_data
+    from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
+    from papercore.llm.metrics import perplexity
 
     if opts.out is None:
-        raise UserError("--out is required: the folder for the fine-tuned checkpoint")
-    qpath = (
-        opts.quantized / "model" if (opts.quantized / "model" / "config.json").is_file() else opts.quantized
-    )
+        raise UserError("--out is required: the folder for the fine-tuned model")
+    qpath = model_folder(opts.quantized)
     if not (qpath / "config.json").is_file():
         raise UserError(f"--quantized {opts.quantized}: no quantized model there (expected config.json)")
+    if opts.out.exists() and any(opts.out.iterdir()):
+        raise UserError(f"--out {opts.out} exists and is not empty: choose a new folder")
     device = common.torch_device
     student = load_quantized(qpath, device=device)
-    teacher, tok, _ = load_model(opts.teacher, device=device, dtype=next(student.parameters()).dtype)
+    teacher, tok, _ = load_model(
+        opts.teacher, device=device, dtype=student.get_input_embeddings().weight.dtype
+    )
     if teacher.config.vocab_size != student.config.vocab_size:
         raise UserError(
             "--teacher has another vocabulary than the quantized model: pass the model it was quantized from"
         )
-    data = get_calibration_data(opts.dataset, tok, opts.nsamples, opts.seqlen, seed=common.seed + 1)
-    before = corpus_perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device=device)
-    res = distill_(
-        student,
-        teacher,
-        data,
-        epochs=opts.epochs,
-        lr=opts.lr,
-        batch_size=opts.batch_size,
-        train_nonquantized=opts.train_nonquantized,
-        code_update_every=opts.code_update_every,
-        max_code_change=opts.max_code_change,
-        code_lr=opts.code_lr,
-        seed=common.seed,
+    data = get_calibration_data(
+        opts.dataset,
+        tok,
+        opts.nsamples,
+        opts.seqlen,
+        seed=common.seed + 1,
+        max_chars=opts.calib_chars_per_token * opts.nsamples * opts.seqlen or None,
     )
-    after = corpus_perplexity(student, tok, "stdlib", opts.seqlen, opts.eval_windows, device=device)
-    save_quantized(student, opts.out, tokenizer=tok)
-    write_resolved_config(opts.out, opts, common)
+    windows = eval_windows(get_eval_stream("stdlib", tok), opts.seqlen, opts.eval_windows)
+    before = perplexity(student, windows, device=device, progress=False)
+    res = distill_(student, teacher, data, config, seed=common.seed)
+    after = perplexity(student, windows, device=device, progress=False)
+    save_quantized(student, opts.out, tokenizer=tok, codebook_dtype=None)  # the dtypes it was loaded in
+    write_resolved_config(opts.out, config, opts, common=common)
+    changed = (
+        f"; codes changed per update {sum(res.code_changes) / len(res.code_changes):.2%}"
+        if res.code_changes
+        else ""
+    )
     print(
-        f"fine-tuned {res.steps} steps: KL {res.train_kl[0]:.4f} -> {res.train_kl[-1]:.4f}; "
+        f"fine-tuned {res.steps} steps: KL {res.train_kl[0]:.4f} -> {res.train_kl[-1]:.4f}{changed}; "
         f"perplexity {before:.2f} -> {after:.2f}; saved {opts.out}"
     )
     return 0
@@ -235,10 +289,10 @@ def finetune(opts: FinetuneOptions, common: CommonOptions) -> int:
 
 @dataclass
 class BenchOptions:
-    scheme: str = "2x8g8"
+    scheme: str = field(default="2x8g8", metadata={"help": "the layer's scheme, MxBgG (e.g. 1x16g8)"})
     shape: tuple[int, ...] = field(default=(4096, 4096), metadata={"help": "in_features out_features"})
-    tokens: int = 1
-    repeats: int = 50
+    tokens: int = field(default=1, metadata={"help": "tokens per matrix product"})
+    repeats: int = field(default=50, metadata={"help": "timed repetitions (the median is printed)"})
 
 
 def bench(opts: BenchOptions, common: CommonOptions) -> int:
@@ -297,25 +351,45 @@ def demo(common: CommonOptions) -> int:
     for name in ("aqlm", "papercore"):  # a short summary, not the per-layer log of a long job
         logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="aqlm-demo-") as tmp:
-        opts = QuantizeOptions(out=Path(tmp) / "run", nsamples=32, max_epochs=20)
-        return quantize(opts, common)
+        opts = QuantizeOptions(out=Path(tmp) / "run", nsamples=32)
+        return quantize(AQLMConfig(max_epochs=20), opts, common)
 
+
+SCHEME = Preset(
+    "scheme",
+    scheme_values,
+    help="MxBgG: M codebooks of 2^B entries over groups of G weights; presets "
+    + ", ".join(SCHEMES)
+    + ", or any such name (sets num_codebooks, nbits_per_codebook, in_group_size)",
+    default="2x8g8",
+)
 
 app = CLI(
     "aqlm",
-    "AQLM: Additive Quantization of Language Models (quantize, eval, demo).",
+    "AQLM: Additive Quantization of Language Models (quantize, eval, finetune, bench, demo).",
     [
         Command(
-            "quantize", quantize, "quantize a model (default: the zoo tiny model at 2x8g8)", QuantizeOptions
+            "quantize",
+            quantize,
+            "quantize a model (default: the zoo tiny model at 2x8g8); several processes under torchrun",
+            config=AQLMConfig,
+            options=QuantizeOptions,
+            preset=SCHEME,
         ),
-        Command("eval", evaluate, "perplexity and exact bits of a quantized model", EvalOptions),
+        Command("eval", evaluate, "perplexity and exact bits of a quantized model", options=EvalOptions),
         Command(
             "finetune",
             finetune,
             "end-to-end fine-tuning by distillation from the original model",
-            FinetuneOptions,
+            config=DistillConfig,
+            options=FinetuneOptions,
         ),
-        Command("bench", bench, "time the AQLM kernels against dense F.linear on this device", BenchOptions),
+        Command(
+            "bench",
+            bench,
+            "time the AQLM kernels against dense F.linear on this device",
+            options=BenchOptions,
+        ),
         Command("demo", demo, "quantize the built-in tiny model and print perplexity and bits"),
     ],
     version=__version__,

@@ -3,7 +3,11 @@
 
 Codes are discrete and stay frozen in the gradient steps; what trains is every floating-point
 parameter the quantized model keeps: codebooks, scales, norm weights, biases, and for the
-end-to-end stage also the unquantized layers (embeddings, head).
+end-to-end stage also the unquantized layers (embeddings, head). End-to-end fine-tuning can also
+move the codes, as PV-tuning's discrete step does: Adam on each layer's dense weight seen straight
+through the codes (:class:`StraightThroughAdam`), then a beam search that re-encodes the moved
+weight (:func:`beam_encode_groups`), of which a bounded fraction of code groups is accepted
+(:func:`update_codes`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from aqlm.config import DistillConfig
 from aqlm.kernels.reference import dequantize, signed_codes
 from aqlm.quantized_linear import QuantizedLinear
 
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class BlockFinetuneResult:
     epochs: int
+    steps: int = 0  # optimizer steps taken
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     initial_val_loss: float = float("nan")
@@ -76,59 +82,81 @@ def finetune_block(
     *,
     max_epochs: int,
     lr: float = 1e-5,
+    batch_size: int = 1,
     val_size: int = 0,
     relative_tolerance: float = 1e-3,
     early_stop: int = 3,
     keep_best: bool = True,
-    sync_gradients: Callable[[list[nn.Parameter]], None] | None = None,
-    reduce_loss: Callable[[float], float] | None = None,
+    index: list[int] | None = None,
+    num_items: int | None = None,
+    sum_gradients: Callable[[list[nn.Parameter]], None] | None = None,
+    sum_losses: Callable[[float], float] | None = None,
+    seed: int = 0,
 ) -> BlockFinetuneResult:
     """Train ``block``'s codebooks, scales and norms so its outputs match ``targets`` (MSE).
 
-    ``run_block(hidden, batch_index)`` runs the block on batch ``batch_index``'s inputs. The last
-    ``val_size`` batches are held out; training stops when the held-out loss has not improved by
-    ``relative_tolerance`` for ``early_stop`` epochs, and the best state is kept. In a distributed
-    run, ``sync_gradients`` averages gradients and ``reduce_loss`` averages losses across processes
-    (so every process takes the same steps and the same stopping decision).
+    ``run_block(hidden, i)`` runs the block on item ``i``'s inputs (an item is one calibration
+    sequence, or one batch of them). Each optimizer step covers ``batch_size`` items: the gradient
+    is the mean over them of the per-item loss (output MSE relative to the target's mean square).
+    The last ``val_size`` items are held out; training stops when the held-out loss has not
+    improved by ``relative_tolerance`` for ``early_stop`` epochs, and the best state is kept.
+
+    In a distributed run each process holds a share of the items: ``index`` gives the global
+    index of each local item, ``num_items`` the global count, ``sum_gradients`` sums gradients
+    and ``sum_losses`` sums floats across processes. The batches are drawn from the global indices
+    (the same permutation on every process), so the steps are those of one process holding all
+    items, up to the order of floating-point sums.
     """
-    n = len(inputs)
+    index = list(range(len(inputs))) if index is None else list(index)
+    n = len(inputs) if num_items is None else num_items
+    if len(index) != len(inputs):
+        raise ValueError(f"index has {len(index)} entries for {len(inputs)} local items")
     if val_size >= n:
         raise ValueError(
-            f"val_size ({val_size}) must be smaller than the number of calibration batches ({n})"
+            f"val_size ({val_size}) must be smaller than the number of calibration sequences ({n})"
         )
-    train_idx, val_idx = list(range(n - val_size)), list(range(n - val_size, n))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    local = {g: k for k, g in enumerate(index)}
+    train_ids, val_ids = list(range(n - val_size)), list(range(n - val_size, n))
     params = _trainable_block_params(block)
     for p in params:
         p.requires_grad_(True)
     opt = MasterAdam(params, lr=lr, betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
+    total = sum_losses or (lambda v: v)
 
-    def loss_of(b):
-        out = run_block(inputs[b], b)
-        ref = targets[b].to(out.device, out.dtype)
+    def loss_of(k):
+        out = run_block(inputs[k], k)
+        ref = targets[k].to(out.device, out.dtype)
         return (out - ref).float().pow(2).mean() / ref.float().pow(2).mean().clamp_min(1e-12)
 
-    def evaluate(idx):
+    def evaluate(ids):
         with torch.no_grad():
-            value = sum(loss_of(b).item() for b in idx) / max(len(idx), 1)
-        return reduce_loss(value) if reduce_loss else value
+            value = sum(loss_of(local[g]).item() for g in ids if g in local)
+        return total(value) / max(len(ids), 1)
 
     result = BlockFinetuneResult(0)
-    watch = val_idx or train_idx
+    watch = val_ids or train_ids
     best = result.initial_val_loss = evaluate(watch)
     best_state = [p.detach().clone() for p in params] if keep_best else None
     stale = 0
     for epoch in range(max_epochs):
-        total = 0.0
-        for b in torch.randperm(len(train_idx), generator=gen).tolist():
-            with torch.enable_grad():
-                loss = loss_of(train_idx[b])
-                loss.backward()
-            if sync_gradients:
-                sync_gradients(params)
+        running = 0.0
+        order = [train_ids[j] for j in torch.randperm(len(train_ids), generator=gen).tolist()]
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            mine = [local[g] for g in batch if g in local]
+            if mine:
+                with torch.enable_grad():
+                    losses = [loss_of(k) for k in mine]
+                    (sum(losses) / len(batch)).backward()
+                running += sum(v.item() for v in losses)
+            if sum_gradients:
+                sum_gradients(params)
             opt.step()
-            total += loss.item()
-        result.train_loss.append(total / len(train_idx))
+            result.steps += 1
+        result.train_loss.append(total(running) / len(train_ids))
         current = evaluate(watch)
         result.val_loss.append(current)
         result.epochs = epoch + 1
@@ -175,52 +203,58 @@ def distill_(
     student: nn.Module,
     teacher: nn.Module,
     data: torch.Tensor,
+    config: DistillConfig | None = None,
     *,
-    epochs: int = 1,
-    lr: float = 3e-4,
-    batch_size: int = 4,
-    train_nonquantized: bool = True,
     val_data: torch.Tensor | None = None,
-    code_update_every: int = 0,
-    max_code_change: float = 0.01,
-    code_lr: float = 0.1,
     progress: bool = True,
     seed: int = 0,
 ) -> DistillResult:
     """End-to-end fine-tuning: distil ``teacher``'s next-token distributions into the quantized ``student``.
 
     Trains codebooks, scales and (``train_nonquantized``) every other float parameter of the student
-    (norms, embeddings, head) with Adam on the per-token KL divergence to the teacher's logits.
-    With ``code_update_every = k > 0``, every ``k`` steps each quantized layer takes a discrete step
-    (:func:`update_codes`): the dense weight moved by ``code_lr`` (relative to its RMS) along its
-    normalised straight-through gradient is re-encoded (:func:`encode_groups`), and at most ``max_code_change`` of the code groups may change.
+    (norms, embeddings, head) with Adam on the per-token KL divergence to the teacher's logits
+    (the "P" step of PV-tuning). Codebooks and scales train in float32 and are rounded back to their
+    stored dtype at the end.
+
+    With ``code_update_every = k > 0`` the codes move too (the discrete "V" step): the gradient of
+    every quantized layer's dense weight :math:`\\hat W` is accumulated over ``k`` steps, an Adam step
+    (:class:`StraightThroughAdam`, ``code_lr``, ``code_betas``) moves :math:`\\hat W`, and a beam
+    search (:func:`beam_encode_groups`, ``code_beam_size``) re-encodes the moved weight with the
+    layer's codebooks and scales; at most ``max_code_change`` of the layer's code groups take their
+    new codes (those whose error to the moved weight drops most).
     """
     from papercore.runtime import progress as progress_bar
 
+    config = config or DistillConfig()
     device = next(student.parameters()).device
     layers = quantized_layers(student)
     if not layers:
         raise ValueError("the student has no QuantizedLinear layers: quantize it first")
+    stored = {n: (m.codebooks.dtype, m.scales.dtype) for n, m in layers.items()}
+    for m in layers.values():  # train in float32; rounded back to the stored dtypes at the end
+        m.store_as_(torch.float32)
     q_params = {id(p) for m in layers.values() for p in (m.codebooks, m.scales)}
     params = [m.codebooks for m in layers.values()] + [m.scales for m in layers.values()]
-    if train_nonquantized:
+    if config.train_nonquantized:
         params += [p for p in student.parameters() if p.is_floating_point() and id(p) not in q_params]
     teacher.eval().requires_grad_(False)
     student.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    opt = MasterAdam(params, lr=lr, betas=(0.9, 0.95))
+    opt = MasterAdam(params, lr=config.lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(seed)
     result = DistillResult()
     dense_grads: dict[str, torch.Tensor] = {}
+    code_opt = StraightThroughAdam(config.code_lr, config.code_betas)
     hooks = []
-    if code_update_every:
+    if config.code_update_every:
         hooks = [_track_weight_grad(name, m, dense_grads) for name, m in layers.items()]
     try:
         student.train()
-        for _ in range(epochs):
+        for _ in range(config.epochs):
             order = torch.randperm(data.shape[0], generator=gen)
-            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+            bs = config.batch_size
+            batches = [order[i : i + bs] for i in range(0, len(order), bs)]
             for idx in progress_bar(batches, desc="distill") if progress else batches:
                 ids = data[idx].to(device)
                 with torch.no_grad():
@@ -231,19 +265,27 @@ def distill_(
                 opt.step()
                 result.steps += 1
                 result.train_kl.append(loss.item())
-                if code_update_every and result.steps % code_update_every == 0:
-                    changed = [
-                        update_codes(m, dense_grads.pop(n, None), code_lr, max_code_change)
-                        for n, m in layers.items()
-                    ]
+                if config.code_update_every and result.steps % config.code_update_every == 0:
+                    changed = []
+                    for n, m in layers.items():
+                        grad = dense_grads.pop(n, None)
+                        if grad is None:
+                            changed.append(0.0)
+                            continue
+                        moved = code_opt.step(n, m.dequantize().float(), grad / config.code_update_every)
+                        changed.append(update_codes(m, moved, config.code_beam_size, config.max_code_change))
                     result.code_changes.append(sum(changed) / len(changed))
             if val_data is not None:
-                result.val_kl.append(evaluate_kl(student, teacher, val_data, batch_size))
+                result.val_kl.append(evaluate_kl(student, teacher, val_data, config.batch_size))
     finally:
         for h in hooks:
             h.remove()
         student.eval()
         student.requires_grad_(False)
+        for n, m in layers.items():
+            m.codebooks.grad = m.scales.grad = None
+            m.codebooks = nn.Parameter(m.codebooks.detach().to(stored[n][0]), requires_grad=False)
+            m.scales = nn.Parameter(m.scales.detach().to(stored[n][1]), requires_grad=False)
     return result
 
 
@@ -273,41 +315,87 @@ def _track_weight_grad(name: str, layer: QuantizedLinear, store: dict[str, torch
     return layer.register_forward_hook(hook)
 
 
+class StraightThroughAdam:
+    """Adam on the dense weights of quantized layers, seen straight through their codes.
+
+    ``step(name, weight, grad)`` returns :math:`W - \\eta\\, \\hat m / (\\sqrt{\\hat v} + \\epsilon)` with
+    the moments of layer ``name`` kept across calls; the codes are then re-fitted to the result
+    (:func:`update_codes`). Memory: two float32 tensors the size of each layer's dense weight.
+    """
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.0, 0.95), eps: float = 1e-8):
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.state: dict[str, dict] = {}
+
+    @torch.no_grad()
+    def step(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.to(weight.device, torch.float32)
+        st = self.state.setdefault(name, {"t": 0, "m": torch.zeros_like(grad), "v": torch.zeros_like(grad)})
+        b1, b2 = self.betas
+        st["t"] += 1
+        st["m"].mul_(b1).add_(grad, alpha=1 - b1)
+        st["v"].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        m_hat = st["m"] / (1 - b1 ** st["t"])
+        v_hat = st["v"] / (1 - b2 ** st["t"])
+        return weight.float() - self.lr * m_hat / (v_hat.sqrt() + self.eps)
+
+
+def _group_targets(target: torch.Tensor, scales: torch.Tensor, og: int, g: int) -> torch.Tensor:
+    """``[out, in]`` divided by the scales -> ``[O * I, og * g]``, one row per code group."""
+    out, inp = target.shape
+    o, i = out // og, inp // g
+    t = target / scales.reshape(-1, 1).repeat_interleave(og, 0)
+    return t.reshape(o, og, i, g).permute(0, 2, 1, 3).reshape(o * i, og * g)
+
+
 @torch.no_grad()
-def encode_groups(
+def beam_encode_groups(
     target: torch.Tensor,
     codebooks: torch.Tensor,
     scales: torch.Tensor,
     codes: torch.Tensor,
-    rounds: int = 1,
-    chunk: int = 4096,
+    beam_size: int = 1,
+    chunk_elements: int = 1 << 24,
 ) -> torch.Tensor:
-    """Codes that fit ``target`` (``[out, in]``) in plain L2 with fixed codebooks and scales.
+    """Codes that fit ``target`` (``[out, in]``) in plain L2 with fixed codebooks and scales, by beam search.
 
-    With an identity objective the groups are independent, so each is re-encoded by coordinate
-    descent over its ``M`` codes (starting from ``codes``; each step keeps the current code when
-    nothing is better, so the error never increases). Memory is bounded by ``chunk`` groups at a time.
+    In L2 every code group ``(o, i)`` is independent: its error is
+    :math:`\\|t_{o,i} - \\sum_m C_m[b_m]\\|^2` with :math:`t = W / s_o`. Each group runs one pass of
+    beam search over its ``M`` codebooks in order, starting from its current codes as the only
+    hypothesis: at codebook ``m`` every hypothesis is expanded by all :math:`2^B` values of code
+    ``m`` and the ``beam_size`` best are kept (hypotheses differ in codes before ``m`` only, so
+    none repeats). Keeping a code is always a candidate, so no group gets worse. With
+    ``beam_size >= 2^B`` and ``M = 2`` the search is exhaustive. Memory: ``chunk_elements`` scores
+    at a time. Returns unsigned int64 codes ``[O, I, M]``.
     """
     num_cb, size, og, g = codebooks.shape
     o, i, _ = codes.shape
-    t = (
-        (target / scales.view(-1, 1).repeat_interleave(og, 0))
-        .view(o, og, i, g)
-        .permute(0, 2, 1, 3)
-        .reshape(o * i, og * g)
-    )
-    flat_cb = codebooks.reshape(num_cb, size, og * g)
-    cb_sq = flat_cb.pow(2).sum(-1)  # [M, 2^B]
-    new = codes.reshape(o * i, num_cb).clone()
-    for _ in range(rounds):
+    t_all = _group_targets(target.float(), scales.float(), og, g)
+    cb = codebooks.float().reshape(num_cb, size, og * g)
+    cb_sq = cb.pow(2).sum(-1)  # [M, 2^B]
+    flat_codes = codes.reshape(o * i, num_cb).to(torch.int64)
+    out = torch.empty_like(flat_codes)
+    rows = max(1, chunk_elements // (beam_size * size))
+    ar = torch.arange(num_cb, device=cb.device)
+    for s0 in range(0, o * i, rows):
+        t = t_all[s0 : s0 + rows]
+        hyp = flat_codes[s0 : s0 + rows, None, :].clone()  # [N, K, M]
+        recon = cb[ar, hyp].sum(2)  # [N, K, D]
         for m in range(num_cb):
-            for s0 in range(0, o * i, chunk):
-                sl = slice(s0, s0 + chunk)
-                others = sum(flat_cb[k][new[sl, k]] for k in range(num_cb) if k != m)
-                resid = t[sl] - others if num_cb > 1 else t[sl]
-                dist = cb_sq[m][None, :] - 2 * resid @ flat_cb[m].T  # ||r - c||^2 - ||r||^2
-                new[sl, m] = dist.argmin(dim=1)
-    return new.view(o, i, num_cb)
+            n, k = hyp.shape[:2]
+            partial = recon - cb[m][hyp[..., m]]
+            r = t[:, None] - partial  # what codebook m has to fill
+            scores = torch.baddbmm(
+                (r * r).sum(-1, keepdim=True) + cb_sq[m], r, cb[m].T.expand(n, -1, -1), alpha=-2
+            )  # [N, K, 2^B]: ||r - C_m[c]||^2
+            best = scores.reshape(n, k * size).topk(min(beam_size, k * size), dim=1, largest=False).indices
+            parent, code = best // size, best % size
+            hyp = hyp.gather(1, parent[..., None].expand(-1, -1, num_cb)).clone()
+            hyp[..., m] = code
+            recon = partial.gather(1, parent[..., None].expand(-1, -1, og * g)) + cb[m][code]
+        err = (t[:, None] - recon).pow(2).sum(-1)
+        out[s0 : s0 + rows] = hyp[torch.arange(len(t), device=t.device), err.argmin(1)]
+    return out.view(o, i, num_cb)
 
 
 def _group_errors(layer: QuantizedLinear, codes: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -319,24 +407,18 @@ def _group_errors(layer: QuantizedLinear, codes: torch.Tensor, target: torch.Ten
 
 
 @torch.no_grad()
-def update_codes(
-    layer: QuantizedLinear, weight_grad: torch.Tensor | None, code_lr: float, max_change: float
-) -> float:
-    r"""One discrete step on the codes of ``layer``.
+def update_codes(layer: QuantizedLinear, target: torch.Tensor, beam_size: int, max_change: float) -> float:
+    """Re-fit ``layer``'s codes to the dense weight ``target`` (``[out, in]``), changing few of them.
 
-    The dense weight takes a normalised gradient step, :math:`W' = W - \eta\,\mathrm{rms}(W)\,G/\mathrm{rms}(G)`
-    (``code_lr`` = :math:`\eta`, a step relative to the weight's scale, like an RMS-normalised
-    optimiser step), :math:`W'` is re-encoded with the layer's codebooks and scales, and at most a
-    ``max_change`` fraction of the code groups take their new codes (those whose error to :math:`W'`
-    improves most). Returns the fraction of code groups changed.
+    :func:`beam_encode_groups` proposes new codes for every group; at most a ``max_change``
+    fraction of the code groups take them (those whose squared error to ``target`` drops most;
+    a group whose error would not drop keeps its codes). Returns the fraction of groups changed.
     """
-    if weight_grad is None or max_change <= 0:
+    if max_change <= 0:
         return 0.0
-    w = layer.dequantize().float()
-    g = weight_grad.to(w.device, torch.float32)
-    target = w - code_lr * w.pow(2).mean().sqrt() * g / g.pow(2).mean().sqrt().clamp_min(1e-30)
+    target = target.to(layer.codes.device, torch.float32)
     codes = layer.unsigned_codes()
-    proposal = encode_groups(target, layer.codebooks.float(), layer.scales.float(), codes)
+    proposal = beam_encode_groups(target, layer.codebooks, layer.scales, codes, beam_size)
     gain = _group_errors(layer, codes, target) - _group_errors(layer, proposal, target)
     candidates = (proposal != codes).any(-1) & (gain > 0)
     budget = int(max_change * candidates.numel())

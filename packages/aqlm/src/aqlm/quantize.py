@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from aqlm import distributed as dist
-from aqlm.config import AQLMConfig
+from aqlm.config import AQLMConfig, bits_per_parameter
 from aqlm.finetune import finetune_block
 from aqlm.quantized_linear import QuantizedLinear
 from papercore.io import write_json
@@ -38,6 +38,7 @@ class LayerReport:
     epochs: int
     seconds: float
     bits_per_parameter: float
+    rank: int = 0  # the process that quantized it
 
 
 @dataclass
@@ -121,6 +122,8 @@ def quantize_(
         )
     check_model(model, config)
     local = dist.shard(calibration)  # this process's share of the sequences (all of them when alone)
+    local_index = dist.shard_indices(calibration.shape[0])
+    storage = config.torch_codebook_dtype
     t0 = time.perf_counter()
     report = QuantizationReport(config.to_dict(), calibration_sequences=local.shape[0])
     layers = decoder_layers(model)
@@ -157,12 +160,16 @@ def quantize_(
                     ctx.reference_outputs,
                     max_epochs=config.finetune_max_epochs,
                     lr=config.finetune_lr,
-                    val_size=config.val_size // dist.world_size(),
+                    batch_size=config.finetune_batch_size,
+                    val_size=config.val_size,
                     relative_tolerance=config.finetune_relative_tolerance,
                     early_stop=config.finetune_early_stop,
                     keep_best=config.finetune_keep_best,
-                    sync_gradients=dist.average_gradients_,
-                    reduce_loss=dist.average,
+                    index=local_index,
+                    num_items=calibration.shape[0],
+                    sum_gradients=dist.sum_gradients_,
+                    sum_losses=dist.total,
+                    seed=seed,
                 )
                 report.block_finetune[ctx.index] = asdict(res)
                 log.info(
@@ -172,6 +179,9 @@ def quantize_(
                     res.initial_val_loss,
                     min(res.val_loss, default=res.initial_val_loss),
                 )
+            # Round codebooks and scales to the stored dtype now, so the next blocks calibrate on the
+            # outputs of the block as it will be saved (held in the block's dtype until the end).
+            _round_to_storage_(ctx.block, storage)
             if ckpt is not None:
                 if dist.rank() == 0:
                     save_block(ckpt, ctx.block, ctx.index)
@@ -183,14 +193,35 @@ def quantize_(
             local,
             callback,
             CalibConfig(
-                offload=offload, device=device, true_sequential=config.true_sequential, progress=progress
+                offload=offload,
+                device=device,
+                dtype=_dense_dtype(model),  # blocks keep the model's dtype (not their first tensor's)
+                true_sequential=config.true_sequential,
+                progress=progress,
             ),
             layer_indices=todo,
         )
+    for module in model.modules():
+        if isinstance(module, QuantizedLinear):
+            module.store_as_(storage)
     report.seconds = time.perf_counter() - t0
     if ckpt is not None and dist.rank() == 0:
         write_json(ckpt.folder / "report.json", report.to_dict())
     return report
+
+
+def _dense_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's unquantized weights (its embeddings)."""
+    return model.get_input_embeddings().weight.dtype
+
+
+@torch.no_grad()
+def _round_to_storage_(block: nn.Module, storage: torch.dtype) -> None:
+    """Round the block's codebooks and scales to ``storage`` values, keeping their dtype for now."""
+    for module in block.modules():
+        if isinstance(module, QuantizedLinear):
+            for p in (module.codebooks, module.scales):
+                p.copy_(p.to(storage))
 
 
 def _block_done(block: nn.Module, config: AQLMConfig) -> bool:
@@ -253,7 +284,18 @@ def _quantize_linear(
             stats[0].item(),
             int(stats[1].item()),
             seconds,
-            q.bits_per_parameter,
+            bits_per_parameter(  # as it will be stored
+                linear.out_features,
+                linear.in_features,
+                config.num_codebooks,
+                config.nbits_per_codebook,
+                config.in_group_size,
+                config.out_group_size,
+                code_bits=q.codes.element_size() * 8,
+                codebook_bits=torch.finfo(config.torch_codebook_dtype).bits,
+                scale_bits=torch.finfo(config.torch_codebook_dtype).bits,
+            ),
+            owner,
         )
     )
     log.info(
@@ -281,7 +323,7 @@ def load_block(ckpts: BlockCheckpoints, block: nn.Module, i: int, config: AQLMCo
             config.nbits_per_codebook,
             bias=module.bias is not None,
             device=module.weight.device,
-            dtype=module.weight.dtype,
+            dtype=module.weight.dtype,  # saved values are those of the storage dtype already
         )
 
     ckpts.load(block, i, make_layer)

@@ -102,6 +102,8 @@ class QuantizedLinear(nn.Module):
 
     @property
     def bits_per_parameter(self) -> float:
+        """Bits per weight of what the layer holds: codes, codebooks and scales at their dtypes' widths
+        (int8/int16 codes, fp16 codebooks and scales in the upstream format; the bias is not counted)."""
         return bits_per_parameter(
             self.out_features,
             self.in_features,
@@ -109,7 +111,20 @@ class QuantizedLinear(nn.Module):
             self.nbits_per_codebook,
             self.in_group_size,
             self.out_group_size,
+            code_bits=self.codes.element_size() * 8,
+            codebook_bits=self.codebooks.element_size() * 8,
+            scale_bits=self.scales.element_size() * 8,
         )
+
+    def store_as_(self, dtype: torch.dtype) -> QuantizedLinear:
+        """Round codebooks and scales to ``dtype`` in place (the storage dtype; the forward computes in
+        the activations' dtype whatever it is)."""
+        with torch.no_grad():
+            for name in ("codebooks", "scales"):
+                p = getattr(self, name)
+                if p.dtype != dtype:
+                    setattr(self, name, nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad))
+        return self
 
     def extra_repr(self) -> str:
         return (

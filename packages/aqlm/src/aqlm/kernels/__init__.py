@@ -92,8 +92,18 @@ def linear_fast(x, codes, codebooks, scales, bias=None, *, backend: str = "auto"
     elif path == "cpu_lut":
         y = cpu_lut.lut_linear(x2, codes, codebooks, scales, bias)
     else:
-        y = F.linear(x2, dequantize(codes, codebooks, scales).to(x.dtype), bias)
+        y = F.linear(x2, _dequantize_in(codes, codebooks, scales, x.dtype), bias)
     return y.reshape(*x.shape[:-1], out_features)
+
+
+def _dequantize_in(codes, codebooks, scales, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`dequantize` in ``dtype``, computed in the wider of ``dtype`` and the codebooks' dtype.
+
+    fp16 codebooks (the stored format) with float32 activations are summed in float32, exactly as
+    the same values held in float32 codebooks (what transformers loads them as) would be.
+    """
+    compute = torch.promote_types(codebooks.dtype, dtype)
+    return dequantize(codes, codebooks.to(compute), scales.to(compute)).to(dtype)
 
 
 def dequantize_fast(codes, codebooks, scales, dtype: torch.dtype | None = None, *, backend: str = "auto"):
@@ -107,7 +117,7 @@ def dequantize_fast(codes, codebooks, scales, dtype: torch.dtype | None = None, 
         from aqlm.kernels.triton_dequant import triton_dequantize
 
         return triton_dequantize(codes.contiguous(), codebooks.contiguous(), scales.contiguous(), dtype)
-    return dequantize(codes, codebooks, scales).to(dtype)
+    return _dequantize_in(codes, codebooks, scales, dtype)
 
 
 def _check(x, codes, codebooks, scales, bias) -> None:

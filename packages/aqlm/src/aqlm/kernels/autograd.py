@@ -43,16 +43,19 @@ class AQLMLinearFunction(torch.autograd.Function):
             w = dequantize_fast(codes, codebooks, scales, grad_y.dtype, backend=ctx.backend)
             grad_x = (grad_y2 @ w).reshape(x.shape).to(x.dtype)
         if need_cb or need_s:
+            # In the wider of the activations' and the codebooks' dtypes: fp16 codebooks (the stored
+            # format) trained from float32 activations get float32 sums, rounded once at the end.
+            compute = torch.promote_types(torch.promote_types(codebooks.dtype, x.dtype), grad_y.dtype)
             x2 = x.reshape(-1, x.shape[-1])
-            grad_w = grad_y2.T.to(codebooks.dtype) @ x2.to(codebooks.dtype)  # summed over tokens
+            grad_w = grad_y2.T.to(compute) @ x2.to(compute)  # summed over tokens
             with torch.enable_grad():
-                cb = codebooks.detach().requires_grad_(need_cb)
-                s = scales.detach().requires_grad_(need_s)
+                cb = codebooks.detach().to(compute).requires_grad_(need_cb)
+                s = scales.detach().to(compute).requires_grad_(need_s)
                 w = reference.dequantize(codes, cb, s)
                 wanted = [t for t in (cb, s) if t.requires_grad]
                 grads = iter(torch.autograd.grad(w, wanted, grad_w))
-            grad_cb = next(grads) if need_cb else None
-            grad_s = next(grads) if need_s else None
+            grad_cb = next(grads).to(codebooks.dtype) if need_cb else None
+            grad_s = next(grads).to(scales.dtype) if need_s else None
         if need_bias:
             grad_bias = grad_y2.sum(0).to(ctx.bias_dtype)
         return grad_x, None, grad_cb, grad_s, grad_bias, None

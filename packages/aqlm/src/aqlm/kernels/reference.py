@@ -17,9 +17,9 @@ def signed_codes(codes: torch.Tensor, nbits: int) -> torch.Tensor:
     c = codes.to(torch.int64)
     if c.numel() and (c.min() < 0 or c.max() >= 1 << nbits):
         raise ValueError(f"codes must lie in [0, 2^{nbits})")
-    return (
-        torch.where(c >= 1 << (nbits - 1), c - (1 << nbits), c).to(dtype) if nbits in (8, 16) else c.to(dtype)
-    )
+    # The upstream convention for every B (convert_to_hf's pack_int_data): values >= 2^(B-1) are
+    # stored minus 2^B. Readers take the codes modulo 2^B, so raw values would decode the same.
+    return torch.where(c >= 1 << (nbits - 1), c - (1 << nbits), c).to(dtype)
 
 
 def storage_dtype(nbits: int) -> torch.dtype:
@@ -64,5 +64,7 @@ def dequantize_slow(codes, codebooks, scales) -> torch.Tensor:
 
 
 def linear(x, codes, codebooks, scales, bias=None) -> torch.Tensor:
-    """``F.linear(x, dequantize(...), bias)``: the reference forward (differentiable)."""
-    return F.linear(x, dequantize(codes, codebooks, scales).to(x.dtype), bias)
+    """``F.linear(x, dequantize(...), bias)``: the reference forward (differentiable), the weight
+    computed in the wider of ``x``'s and the codebooks' dtypes."""
+    compute = torch.promote_types(codebooks.dtype, x.dtype)
+    return F.linear(x, dequantize(codes, codebooks.to(compute), scales.to(compute)).to(x.dtype), bias)
