@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -97,6 +98,85 @@ def safetensors_headers(folder: str | os.PathLike) -> dict[str, tuple[tuple[int,
                 sl = st.get_slice(key)
                 found[key] = (tuple(sl.get_shape()), sl.get_dtype())
     return found
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$PAPERCORE_CACHE`` (else ``$XDG_CACHE_HOME/papercore``, else ``~/.cache/papercore``), joined with ``parts``.
+
+    Generated models and data sets live here, keyed by a hash of what made them.
+    """
+    if os.environ.get("PAPERCORE_CACHE"):
+        root = Path(os.environ["PAPERCORE_CACHE"]).expanduser()
+    else:
+        root = (
+            Path(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"))
+            / "papercore"
+        )
+    return root.joinpath(*parts)
+
+
+ARRAY_SUFFIXES = (".npy", ".csv", ".txt", ".safetensors")
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """An ``[n, d]`` float array from ``.npy``, ``.csv``/``.txt`` (comma or whitespace separated, an
+    optional header line) or ``.safetensors`` (its only tensor, or the one named ``data``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix in (".csv", ".txt"):
+            delim = "," if suffix == ".csv" else None
+            try:
+                arr = np.loadtxt(path, delimiter=delim, ndmin=2)
+            except ValueError:
+                arr = np.loadtxt(path, delimiter=delim, ndmin=2, skiprows=1)  # a header line
+        elif suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            tensors = load_file(str(path))
+            if "data" in tensors:
+                arr = tensors["data"]
+            elif len(tensors) == 1:
+                arr = next(iter(tensors.values()))
+            else:
+                raise ValueError(
+                    f"{path} holds {len(tensors)} tensors ({', '.join(tensors)}): name the data one 'data'"
+                )
+        else:
+            raise ValueError(f"{path}: unknown file type {suffix!r}; use one of {', '.join(ARRAY_SUFFIXES)}")
+    except (OSError, ValueError) as e:
+        if isinstance(e, ValueError) and str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"cannot read {path} as a numeric array: {str(e).splitlines()[0]}") from None
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{path} holds {arr.dtype} values, not numbers")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{path} must hold an [n, d] array of points, got shape {arr.shape}")
+    return arr.astype(np.float32)
+
+
+def save_array(path: str | Path, arr: np.ndarray) -> None:
+    """Write an array as ``.npy``, ``.csv``/``.txt`` or ``.safetensors`` (tensor ``data``), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+        elif path.suffix.lower() in (".csv", ".txt"):
+            np.savetxt(tmp, arr, delimiter="," if path.suffix.lower() == ".csv" else " ")
+        elif path.suffix.lower() == ".safetensors":
+            from safetensors.numpy import save_file
+
+            save_file({"data": np.ascontiguousarray(arr)}, str(tmp))
+        else:
+            raise ValueError(f"{path}: unknown file type; use one of {', '.join(ARRAY_SUFFIXES)}")
 
 
 def _json_default(obj: Any) -> Any:

@@ -73,9 +73,8 @@ def fit_cmd(cfg: W2GNConfig, train: W2GNTrainConfig, opts: FitOptions, common: C
 
 
 def _plot_map(T, source, target, path: Path, n: int = 1000) -> None:
-    from papercore.ot.samplers import ArraySampler
+    from papercore.ot.samplers import ArraySampler, as_sampler
     from papercore.plot import map_2d
-    from w2gn.solver import as_sampler
 
     gen = torch.Generator().manual_seed(0)
     P = as_sampler(source) if not hasattr(source, "sample") else source
@@ -107,7 +106,7 @@ class TransportOptions:
 
 def transport_cmd(opts: TransportOptions, common: CommonOptions) -> int:
     """Map points through a fitted map (or its inverse)."""
-    from w2gn.data import load_array, save_array
+    from papercore.io import load_array, save_array
     from w2gn.map import W2Map
 
     if opts.input is None:

@@ -30,12 +30,11 @@ import logging
 import os
 from typing import Any
 
-import numpy as np
 import torch
 
 from papercore.ot.icnn import DenseICNN, gradient, pretrain_identity
 from papercore.ot.metrics import l2_uvp
-from papercore.ot.samplers import ArraySampler, Sampler, TransportProblem
+from papercore.ot.samplers import TransportProblem, as_sampler
 from papercore.runtime import resolve_device
 from papercore.train import Trainer, TrainResult
 from w2gn.config import W2GNConfig, W2GNTrainConfig
@@ -43,31 +42,9 @@ from w2gn.map import W2Map
 
 log = logging.getLogger(__name__)
 
-__all__ = ["as_sampler", "fit"]
+__all__ = ["fit"]
 
 VALIDATION_SEED = 7_000_003  # validation draws never share a generator with training or tests
-
-
-def as_sampler(data: Any, name: str = "data", min_samples: int = 1) -> Sampler:
-    """A :class:`Sampler` from a sampler or an ``[n, d]`` array, checked (one clear error per problem)."""
-    if isinstance(data, Sampler):
-        return data
-    try:
-        arr = np.asarray(data.detach().cpu() if isinstance(data, torch.Tensor) else data, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a sampler or a numeric [n, d] array: {e}") from None
-    if arr.ndim != 2 or arr.shape[1] < 1:
-        raise ValueError(f"{name} must be an [n, d] array of n points in d dimensions, got shape {arr.shape}")
-    bad = ~np.isfinite(arr).all(1)
-    if bad.any():
-        raise ValueError(
-            f"{name} has {int(bad.sum())} row(s) with NaN or inf (first: row {int(np.argmax(bad))}): clean or drop them"
-        )
-    if len(arr) < min_samples:
-        raise ValueError(
-            f"{name} has {len(arr)} samples, fewer than one batch ({min_samples}): lower --batch-size or add data"
-        )
-    return ArraySampler(arr)
 
 
 def _potential(dim: int, cfg: W2GNConfig, seed: int) -> DenseICNN:

@@ -28,7 +28,11 @@ from pathlib import Path
 
 import torch
 
-from papercore.io import read_json, write_json
+from papercore.io import (
+    cache_dir,  # noqa: F401  (re-exported: zoo.cache_dir())
+    read_json,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,14 +234,6 @@ def get_recipe(name_or_recipe: str | Recipe) -> Recipe:
 
 
 # --------------------------------------------------------------------------------- cache
-def cache_dir() -> Path:
-    """``$PAPERCORE_CACHE``, else ``$XDG_CACHE_HOME/papercore``, else ``~/.cache/papercore``."""
-    if os.environ.get("PAPERCORE_CACHE"):
-        return Path(os.environ["PAPERCORE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "papercore"
-
-
 def entry_path(recipe: Recipe) -> Path:
     return cache_dir() / "zoo" / f"{recipe.name}-{recipe.key()}"
 

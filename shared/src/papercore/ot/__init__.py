@@ -8,7 +8,9 @@
 * :mod:`papercore.ot.metrics`: L2-UVP, cosine similarity, BW2-UVP, sample W2 (POT), Fréchet
   distance;
 * :mod:`papercore.ot.icnn`: input-convex networks (dense and convolutional) with a closed-form
-  gradient map, identity pretraining, MLP and ResNet maps and potentials.
+  gradient map, identity pretraining, MLP and ResNet maps and potentials;
+* :mod:`papercore.ot.neural`: the max-min core of Neural Optimal Transport (map and potential
+  losses, one NOT round through :class:`papercore.train.Trainer`).
 
 POT (``ot``) is the discrete and Gaussian oracle; it is imported only by the functions that use it.
 """
@@ -16,6 +18,7 @@ POT (``ot``) is the discrete and Gaussian oracle; it is imported only by the fun
 from papercore.ot.gaussian import bures_barycenter, bures_map, bures_w2
 from papercore.ot.icnn import MLP, ConvICNN, DenseICNN, ResNetMLP, gradient, pretrain_identity
 from papercore.ot.metrics import bw2_uvp, cos_similarity, frechet_distance, l2_uvp, sample_w2, total_variance
+from papercore.ot.neural import map_loss, not_round, potential_loss, quadratic_cost
 from papercore.ot.samplers import (
     TOYS,
     ArraySampler,
@@ -54,6 +57,10 @@ __all__ = [
     "gradient",
     "icnn_problem",
     "l2_uvp",
+    "map_loss",
+    "not_round",
+    "potential_loss",
+    "quadratic_cost",
     "mix3tomix10",
     "pairwise_barycenter",
     "pretrain_identity",

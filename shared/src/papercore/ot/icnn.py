@@ -136,9 +136,9 @@ class DenseICNN(nn.Module):
     def convexify(self) -> DenseICNN:
         """Project the z-path and final weights onto the non-negative orthant (in place)."""
         with torch.no_grad():
-            for layer in self.convex_layers:
-                layer.weight.clamp_(min=0)
-            self.final_layer.weight.clamp_(min=0)
+            torch._foreach_clamp_min_(
+                [layer.weight for layer in self.convex_layers] + [self.final_layer.weight], 0.0
+            )
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ __all__ = [
     "Sampler",
     "SwissRoll",
     "TransportProblem",
+    "as_sampler",
     "gaussian_problem",
     "icnn_problem",
     "mix3tomix10",
@@ -138,6 +139,9 @@ class TransportProblem:
     var_Q: float | None = None
     w2: float | None = None  # W2² when known in closed form
     name: str = ""
+    potential: torch.nn.Module | None = (
+        None  # the convex potential whose gradient is true_map, when there is one
+    )
 
     @property
     def dim(self) -> int:
@@ -275,7 +279,7 @@ def potential_problem(P: Sampler, potentials: Sequence[torch.nn.Module], *, esti
     psi.scale = float(var.rsqrt())
     var_p = float(((x - x.mean(0)) ** 2).sum(1).mean())
     return TransportProblem(P, PushforwardSampler(P, psi.push), psi.push, None, var_P=var_p, var_Q=float(P.dim),
-                            name=name)  # fmt: skip
+                            name=name, potential=psi)  # fmt: skip
 
 
 def benchmark_hidden(dim: int) -> list[int]:
@@ -362,6 +366,28 @@ class ArraySampler(Sampler):
         return self.data[idx]
 
 
+def as_sampler(data, name: str = "data", min_samples: int = 1) -> Sampler:
+    """A :class:`Sampler` from a sampler or an ``[n, d]`` array, checked (one clear error per problem)."""
+    if isinstance(data, Sampler):
+        return data
+    try:
+        arr = np.asarray(data.detach().cpu() if isinstance(data, torch.Tensor) else data, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a sampler or a numeric [n, d] array: {e}") from None
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise ValueError(f"{name} must be an [n, d] array of n points in d dimensions, got shape {arr.shape}")
+    bad = ~np.isfinite(arr).all(1)
+    if bad.any():
+        raise ValueError(
+            f"{name} has {int(bad.sum())} row(s) with NaN or inf (first: row {int(np.argmax(bad))}): clean or drop them"
+        )
+    if len(arr) < min_samples:
+        raise ValueError(
+            f"{name} has {len(arr)} samples, fewer than one batch ({min_samples}): lower --batch-size or add data"
+        )
+    return ArraySampler(arr)
+
+
 # ---------------------------------------------------------------------------------------- 2-D toys
 class SwissRoll(Sampler):
     """The 2-D Swiss roll (scikit-learn's curve, scaled to unit-ish variance) with Gaussian noise."""
@@ -432,86 +458,103 @@ TOYS: dict[str, type[Sampler]] = {"swiss_roll": SwissRoll, "moons": Moons, "8gau
 # ---------------------------------------------------------------------------------------- barycentres
 @dataclass
 class PairwiseBarycenter:
-    r"""Two distributions :math:`P_1, P_2` whose :math:`(\tfrac12, \tfrac12)` W2 barycentre is ``Q``.
+    r"""Two distributions :math:`P_1, P_2` whose :math:`(\tfrac12, \tfrac12)` W2 barycentre ``Q`` is known.
 
-    With :math:`\psi` convex, :math:`T_1 = (\tfrac12 \mathrm{id} + \tfrac12\nabla\psi)^{-1}` and
-    :math:`T_2 = \nabla\psi \circ T_1` are gradients of convex functions with
-    :math:`\tfrac12 T_1 + \tfrac12 T_2 = \mathrm{id}`, so :math:`P_k = T_k \# Q` have the barycentre
-    ``Q`` (Álvarez-Esteban et al.'s fixed point holds). ``to_barycenter[k]`` maps :math:`P_k` back to
-    ``Q`` (the inverse maps of a barycentre solver's Algorithm 2).
+    For a convex ψ and any :math:`P_1`, let :math:`P_2 = \nabla\psi\#P_1` and
+    :math:`Q = (\tfrac12\mathrm{id} + \tfrac12\nabla\psi)\#P_1`. The maps from ``Q`` are
+    :math:`T_1 = (\tfrac12\mathrm{id} + \tfrac12\nabla\psi)^{-1}` and :math:`T_2 = \nabla\psi \circ T_1`,
+    gradients of convex functions with :math:`\tfrac12 T_1 + \tfrac12 T_2 = \mathrm{id}`, so ``Q`` is
+    the barycentre (Álvarez-Esteban et al.'s fixed point holds). Everything is sampled forward from
+    :math:`x_1 \sim P_1` (:meth:`sample_joint`), so no map needs inverting to draw data or test pairs;
+    ``to_barycenter[0]`` is exact and cheap, the maps that invert ∇ψ solve it by Newton's method.
     """
 
-    Q: Sampler
-    marginals: list[Sampler]
-    weights: tuple[float, float]
-    from_barycenter: list[Callable[[torch.Tensor], torch.Tensor]]
-    to_barycenter: list[Callable[[torch.Tensor], torch.Tensor]]
+    P1: Sampler
+    psi: torch.nn.Module
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        return (0.5, 0.5)
+
+    def _half(self, x):
+        with torch.no_grad():
+            return 0.5 * x + 0.5 * self.psi.grad(x)
+
+    def _grad(self, x):
+        with torch.no_grad():
+            return self.psi.grad(x)
+
+    @property
+    def Q(self) -> Sampler:
+        return PushforwardSampler(self.P1, self._half)
+
+    @property
+    def marginals(self) -> list[Sampler]:
+        return [self.P1, PushforwardSampler(self.P1, self._grad)]
 
     def sample_joint(self, n: int, generator=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``y ~ Q`` and its images ``T_k(y)`` in every marginal (the same draw)."""
-        y = self.Q.sample(n, generator)
-        return y, [t(y) for t in self.from_barycenter]
+        """``y ~ Q`` and its images ``[x_1, x_2] = [T_1(y), T_2(y)]`` from one draw of :math:`x_1 \sim P_1`."""
+        x1 = self.P1.sample(n, generator)
+        x2 = self._grad(x1)
+        return 0.5 * (x1 + x2), [x1, x2]
+
+    @property
+    def to_barycenter(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Exact maps :math:`P_k \to Q` (the second inverts ∇ψ by Newton's method)."""
+        return [self._half, lambda x2: 0.5 * (_solve_grad_inverse(self.psi, x2) + x2)]
+
+    @property
+    def from_barycenter(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Exact maps :math:`Q \to P_k` (both invert ½id + ½∇ψ by Newton's method)."""
+        return [lambda y: _solve_half_map(self.psi, y), lambda y: 2 * y - _solve_half_map(self.psi, y)]
 
 
-def _solve_half_map(psi, y: torch.Tensor, iters: int = 200, tol: float = 1e-6) -> torch.Tensor:
+def _solve_half_map(psi, y: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> torch.Tensor:
     r"""``x`` with ``½x + ½∇ψ(x) = y`` (the minimiser of the strongly convex ``¼‖x‖² + ½ψ(x) − ⟨x, y⟩``), by
-    Newton steps with a backtracking line search on that objective, rows solved independently."""
+    Newton steps with a backtracking line search on that objective, rows solved independently, in float64."""
+    import copy
+
+    dtype = y.dtype
+    psi = copy.deepcopy(psi).double()
+    y = y.detach().double()
     x = y.clone()
 
     def objective(z):
-        return 0.25 * (z * z).sum(1) + 0.5 * psi(z) - (z * y).sum(1)
+        with torch.no_grad():
+            return 0.25 * (z * z).sum(1) + 0.5 * psi(z) - (z * y).sum(1)
 
     for _ in range(iters):
         with torch.enable_grad():
-            z = x.detach().requires_grad_(True)
+            z = x.requires_grad_(True)
             g = 0.5 * z + 0.5 * psi.grad(z) - y
-            if float(g.norm(dim=1).max()) < tol:
-                break
-            # Hessian rows by autograd: H = ½ I + ½ ∇²ψ, [n, D, D]
-            rows = [torch.autograd.grad(g[:, i].sum(), z, retain_graph=True)[0] for i in range(z.shape[1])]
-        h = torch.stack(rows, 1)
-        step = torch.linalg.solve(h, g.detach().unsqueeze(-1)).squeeze(-1)
-        f0 = objective(x).detach()
-        t = torch.ones(len(x), 1, device=x.device)
+            rows = [
+                torch.autograd.grad(g[:, i].sum(), z, retain_graph=i < z.shape[1] - 1)[0]
+                for i in range(z.shape[1])
+            ]
+        g = g.detach()
+        x = x.detach()
+        if float(g.norm(dim=1).max()) < tol:
+            break
+        step = torch.linalg.solve(torch.stack(rows, 1), g.unsqueeze(-1)).squeeze(-1)  # H = ½I + ½∇²ψ
+        f0, t = objective(x), torch.ones(len(x), 1, device=x.device, dtype=x.dtype)
         for _ in range(30):
-            trial = x - t * step
-            ok = objective(trial).detach() <= f0 - 0.25 * t.squeeze(1) * (step * g.detach()).sum(1) + 1e-12
+            ok = objective(x - t * step) <= f0 - 0.25 * t.squeeze(1) * (step * g).sum(1) + 1e-12
             if bool(ok.all()):
                 break
             t = torch.where(ok[:, None], t, 0.5 * t)
-        x = (x - t * step).detach()
-    return x
+        x = x - t * step
+    return x.detach().to(dtype)
 
 
-def pairwise_barycenter(Q: Sampler, psi: torch.nn.Module) -> PairwiseBarycenter:
+def pairwise_barycenter(P1: Sampler, psi: torch.nn.Module) -> PairwiseBarycenter:
     r"""The non-Gaussian barycentre construction of :class:`PairwiseBarycenter` for a convex ``psi``
-    (with ``forward`` and ``grad``, e.g. a :class:`DenseICNN` with strong convexity > 0).
-
-    ``T_1`` is evaluated by solving :math:`\tfrac12 x + \tfrac12\nabla\psi(x) = y` per sample (Newton,
-    to 1e-6), so this suits dimensions up to a few dozen.
-    """
+    (with ``forward`` and ``grad``, e.g. a :class:`DenseICNN` with strong convexity > 0) and any ``P1``."""
     for p in psi.parameters():
         p.requires_grad_(False)
-
-    def t1(y):
-        return _solve_half_map(psi, y)
-
-    def t2(y):
-        return 2 * y - t1(y)
-
-    def inv1(x):
-        with torch.no_grad():
-            return 0.5 * x + 0.5 * psi.grad(x)
-
-    def inv2(x2):  # x2 = ∇ψ(x1): recover x1 = ∇ψ*(x2), then y = ½(x1 + x2)
-        x1 = _solve_grad_inverse(psi, x2)
-        return 0.5 * (x1 + x2)
-
-    return PairwiseBarycenter(Q, [PushforwardSampler(Q, t1), PushforwardSampler(Q, t2)], (0.5, 0.5), [t1, t2],
-                              [inv1, inv2])  # fmt: skip
+    return PairwiseBarycenter(P1, psi)
 
 
-def _solve_grad_inverse(psi, target: torch.Tensor, iters: int = 200, tol: float = 1e-6) -> torch.Tensor:
+def _solve_grad_inverse(psi, target: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> torch.Tensor:
     """``x`` with ``∇ψ(x) = target`` (the minimiser of ``ψ(x) − ⟨x, target⟩``), through the half-map solver."""
     return _solve_half_map(_ShiftedHalf(psi, target), torch.zeros_like(target), iters=iters, tol=tol)
 
@@ -521,7 +564,8 @@ class _ShiftedHalf(torch.nn.Module):
 
     def __init__(self, psi, target):
         super().__init__()
-        self.psi, self.target = psi, target
+        self.psi = psi
+        self.register_buffer("target", target)
 
     def forward(self, z):
         return 2 * self.psi(z) - 2 * (z * self.target).sum(1) - 0.5 * (z * z).sum(1)
