@@ -55,19 +55,24 @@ def knn_torch(
     B, N, _ = query.shape
     M = ref.shape[1]
     chunk = chunk or max(1, (1 << 26) // max(1, B * M))
-    rr = (ref * ref).sum(-1)
+    # |q|^2 + |r|^2 - 2 q.r as one batched product of augmented points (much faster than cdist on CPUs)
+    ones_r = torch.ones(B, M, 1, dtype=ref.dtype, device=ref.device)
+    ra = torch.cat([-2 * ref, ones_r, (ref * ref).sum(-1, keepdim=True)], -1).transpose(1, 2)
+    flat = ref.reshape(B * M, -1)
+    base = (torch.arange(B, device=ref.device) * M)[:, None, None]
     dists, idxs = [], []
     for s in range(0, N, chunk):
         q = query[:, s : s + chunk]
-        d = (q * q).sum(-1)[..., None] + rr[:, None, :] - 2 * q @ ref.transpose(1, 2)
-        idx = d.topk(k, dim=-1, largest=False, sorted=True).indices
-        nb = torch.gather(
-            ref[:, None].expand(-1, q.shape[1], -1, -1), 2, idx[..., None].expand(-1, -1, -1, ref.shape[-1])
-        )
+        ones_q = torch.ones(*q.shape[:2], 1, dtype=q.dtype, device=q.device)
+        d = torch.bmm(torch.cat([q, (q * q).sum(-1, keepdim=True), ones_q], -1), ra)
+        idx = d.argmin(-1, keepdim=True) if k == 1 else d.topk(k, dim=-1, largest=False, sorted=True).indices
+        nb = flat[(idx + base).reshape(-1)].view(*idx.shape, -1)
         exact = ((q[:, :, None] - nb) ** 2).sum(-1)
-        exact, order = exact.sort(-1)
+        if k > 1:
+            exact, order = exact.sort(-1)
+            idx = idx.gather(-1, order)
         dists.append(exact)
-        idxs.append(idx.gather(-1, order))
+        idxs.append(idx)
     d, i = torch.cat(dists, 1), torch.cat(idxs, 1)
     return (d[0], i[0]) if squeeze else (d, i)
 

@@ -325,10 +325,16 @@ def _grid(resolution: int, radius: float) -> torch.Tensor:
     return g[g.norm(dim=1) <= radius]
 
 
-def occupancy(clouds, resolution: int = 28, radius: float = 0.5, counts: str = "points") -> torch.Tensor:
+def occupancy(
+    clouds, resolution: int = 28, radius: float = 0.5, counts: str = "points", outside: str = "error"
+) -> torch.Tensor:
     """Counts per cell of the clipped grid: every point (``counts="points"``, latent_3d_points' JSD)
-    or every cloud that has a point in the cell (``"clouds"``)."""
-    x = check_clouds(clouds, "clouds", radius=radius).double()
+    or every cloud that has a point in the cell (``"clouds"``). A point outside the ball is an error
+    (``outside="error"``) or counts in its nearest cell (``"nearest"``, latent_3d_points' behaviour,
+    which only warns)."""
+    if outside not in ("error", "nearest"):
+        raise ValueError(f"outside must be 'error' or 'nearest', got {outside!r}")
+    x = check_clouds(clouds, "clouds", radius=radius if outside == "error" else None).double()
     grid = _grid(resolution, radius).to(x.device)
     B, N, _ = x.shape
     # the nearest point of the full grid is a rounding; the clipped grid's nearest differs only for
@@ -368,9 +374,21 @@ def _js(P: torch.Tensor, Q: torch.Tensor) -> float:
     return min(max(0.5 * kl(P, M) + 0.5 * kl(Q, M), 0.0), 1.0)
 
 
-def jsd(samples, refs, *, resolution: int = 28, radius: float = 0.5, counts: str = "points") -> float:
-    """Jensen–Shannon divergence (base 2) of the two sets' grid occupancy distributions (see the module docstring)."""
-    return _js(occupancy(samples, resolution, radius, counts), occupancy(refs, resolution, radius, counts))
+def jsd(
+    samples,
+    refs,
+    *,
+    resolution: int = 28,
+    radius: float = 0.5,
+    counts: str = "points",
+    outside: str = "error",
+) -> float:
+    """Jensen–Shannon divergence (base 2) of the two sets' grid occupancy distributions (see the module
+    docstring). References must lie in the ball; generated points outside it are an error, or with
+    ``outside="nearest"`` count in their nearest cell (a generator's stray points are its own fault)."""
+    return _js(
+        occupancy(samples, resolution, radius, counts, outside), occupancy(refs, resolution, radius, counts)
+    )
 
 
 def evaluate(
@@ -382,8 +400,10 @@ def evaluate(
     device=None,
     tol: float = 1e-3,
     progress: bool = False,
+    outside: str = "error",
 ) -> dict[str, float]:
-    """Any of :data:`METRICS` for generated clouds ``samples`` against reference clouds ``refs``.
+    """Any of :data:`METRICS` for generated clouds ``samples`` against reference clouds ``refs``
+    (``outside``: see :func:`jsd`).
 
     Distance matrices are computed once per ground distance (``cd``, ``emd``: the certified auction
     to ``tol``); the reference-reference and sample-sample matrices only when 1-NNA is asked for.
@@ -408,5 +428,5 @@ def evaluate(
                 D, pairwise(s, s, dist, symmetric=True, **kw), pairwise(r, r, dist, symmetric=True, **kw)
             )
     if "jsd" in metrics:
-        out["jsd"] = jsd(s, r)
+        out["jsd"] = jsd(s, r, outside=outside)
     return {m: out[m] for m in metrics}

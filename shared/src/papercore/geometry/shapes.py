@@ -1061,9 +1061,10 @@ def sample_shapes(
         nrms.append(n.float())
         if return_shapes:
             shapes.append(shape.transformed(scale=float(s), translation=(-c[0] * s).cpu()))
-    out = [torch.stack(clouds)]
+    empty = torch.zeros(0, points, 3)
+    out = [torch.stack(clouds) if clouds else empty]
     if normals:
-        out.append(torch.stack(nrms))
+        out.append(torch.stack(nrms) if nrms else empty)
     if return_shapes:
         out.append(shapes)
     return out[0] if len(out) == 1 else tuple(out)
