@@ -30,6 +30,9 @@ def main() -> int:
         "--target", default="builtin:target", help="e.g. builtin:target-large (see autojudge.models)"
     )
     ap.add_argument("--draft", default="builtin:draft")
+    ap.add_argument(
+        "--data", default="builtin", help="builtin, or builtin-small for the demo pair (builtin:demo-*)"
+    )
     ap.add_argument("--json", default="docs/benchmarks/autojudge.json")
     ap.add_argument("--out", default=None, help="folder for mined data, judge and rows")
     ap.add_argument("--mine-problems", type=int, default=None)
@@ -48,6 +51,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from autojudge.checkers import consistent_answer as gsm8k_answer  # the built-in task's checker
+    from autojudge.config import JudgeConfig, MineConfig, TaskConfig
     from autojudge.data import builtin_items, encode_prompt
     from autojudge.engine import CachedLM, SpecConfig, SpeculativeDecoder, greedy
     from autojudge.evaluate import Method, format_table, random_controls, run_methods
@@ -69,7 +73,7 @@ def main() -> int:
     t, d, tok = load_pair(args.target, args.draft, device=dev, dtype=torch.float32)
     # correctness first: lossless == target greedy for every W (abort on failure)
     dec = SpeculativeDecoder(t, d, tok)
-    for it in builtin_items(3, 0, "check"):
+    for it in builtin_items(3, 0, "check", args.data):
         p = encode_prompt(tok, it)
         ref = greedy(t, p, 96, dec.eos)
         for w in (1, 4, 16):
@@ -81,21 +85,23 @@ def main() -> int:
 
     t0 = time.perf_counter()
     path = mine(
-        builtin_items(n_mine, 0, "mine"),
+        builtin_items(n_mine, 0, "mine", args.data),
         t,
         d,
         tok,
         gsm8k_answer,
         out / "mined",
-        max_new_tokens=128,
-        follow=args.follow,
+        MineConfig(follow=args.follow, min_per_class=0),
+        TaskConfig(max_new_tokens=128),
     )
     mine_s = time.perf_counter() - t0
     recs = load_mined(path)
     stats = label_stats(recs)
     print("mining:", json.dumps(stats), f"{mine_s:.1f} s")
     feats = extract_features(recs, t, d, progress=False)
-    judge, rep = train_judge(feats, "DD-DT", fingerprints={"target": fingerprint(t), "draft": fingerprint(d)})
+    judge, rep = train_judge(
+        feats, JudgeConfig(), fingerprints={"target": fingerprint(t), "draft": fingerprint(d)}
+    )
     judge.save(out / "judge")
     print(f"judge: val ROC-AUC {rep['val_auc']:.3f}, C {rep['C']:.3g}")
     for name, value, base in (
@@ -104,7 +110,7 @@ def main() -> int:
     ):
         entries.append(Entry(name, "fraction", value, "acceptance goal", base, value / base, hw, date, cmd))
 
-    items = builtin_items(n_eval, 0, "eval")
+    items = builtin_items(n_eval, 0, "eval", args.data)
     rows_all = []
     # lossless at several W: pick the best wall-clock
     best_w, best_row = None, None

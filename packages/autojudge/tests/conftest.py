@@ -3,6 +3,10 @@ import torch
 
 from papercore.llm import zoo
 
+# The models here are tiny: a second intra-op thread only adds synchronisation, and on a loaded
+# machine it costs far more (a lossless-decoding test took 194 s with two threads, 27 s with one).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def random_pair():
@@ -18,3 +22,32 @@ def random_pair():
 def prompts():
     g = torch.Generator().manual_seed(0)
     return [torch.randint(3, 64, (int(n),), generator=g).tolist() for n in (1, 7, 20)]
+
+
+class ListTokenizer:
+    """A stand-in tokenizer over ``n`` tokens: text is token ids separated by spaces."""
+
+    eos_token_id = None
+    chat_template = None
+
+    def __init__(self, n: int = 64, eos: int | None = None):
+        self.n, self.eos_token_id = n, eos
+
+    def __len__(self):
+        return self.n
+
+    def get_vocab(self):
+        return {str(i): i for i in range(self.n)}
+
+    def __call__(self, text, add_special_tokens=True):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(input_ids=[int(t) for t in text.split()])
+
+    def decode(self, ids, skip_special_tokens=False):
+        return " ".join(str(i) for i in ids)
+
+
+@pytest.fixture
+def list_tokenizer():
+    return ListTokenizer

@@ -112,3 +112,45 @@ def test_bad_inputs(random_pair):
         SpecConfig(window=0)
     with pytest.raises(ValueError, match="empty"):
         dec.generate([])
+
+
+def _padded(model, width, seed):
+    """``model`` with its output layer (and embeddings) padded to ``width`` rows that would win the
+    argmax over the real vocabulary if they were compared."""
+    import copy
+
+    m = copy.deepcopy(model)
+    n = m.get_output_embeddings().out_features
+    m.resize_token_embeddings(width)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        w = m.get_output_embeddings().weight
+        w[n:] = 4 * w[torch.randint(0, n, (width - n,), generator=g)]
+    return m
+
+
+def test_padded_output_layers_compare_the_shared_vocabulary(random_pair, prompts, list_tokenizer):
+    """Qwen2.5 0.5B-3B have 151,936 logits and 7B+ 152,064 for one tokenizer: such pairs work, on the
+    shared vocabulary (issue #18, point 14)."""
+    from autojudge.miner import HFGreedyLM
+
+    target, draft = random_pair
+    draft72, target80 = _padded(draft, 72, 1), _padded(target, 80, 2)
+    p = prompts[2]
+    assert greedy(draft72, p, 30, eos=0) != greedy(draft, p, 30, eos=0)  # the padding would win unsliced
+    assert greedy(target80, p, 30, eos=0) != greedy(target, p, 30, eos=0)
+    tok = list_tokenizer(64)
+    for t, d in ((target, draft72), (target80, draft), (target80, draft72)):
+        dec = SpeculativeDecoder(t, d, tok, eos_token_id=0)
+        assert dec.vocab == 64
+        for w in (1, 4):
+            assert dec.generate(p, window=w, max_new_tokens=30).tokens == greedy(target, p, 30, eos=0)
+            res = dec.generate(p, window=w, max_new_tokens=30, mode="accept_all")
+            assert res.tokens == greedy(draft, p, 30, eos=0)
+        assert HFGreedyLM(d, dec.vocab).predictions(p) == HFGreedyLM(draft).predictions(p)
+    with pytest.raises(ValueError, match="no tokenizer"):
+        SpeculativeDecoder(target, draft72)
+    with pytest.raises(ValueError, match="vocabularies differ"):
+        SpeculativeDecoder(target, draft72, list_tokenizer(73))  # a tokenizer bigger than the draft's logits
+    with pytest.raises(ValueError, match="tokenizers differ"):
+        SpeculativeDecoder(target, draft72, tok, draft_tokenizer=list_tokenizer(63))

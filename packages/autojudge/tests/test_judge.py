@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from autojudge.config import JudgeConfig
 from autojudge.judge import Judge, extract_features, select, train_judge
 from autojudge.models import fingerprint
 
@@ -20,13 +21,13 @@ def test_judge_matches_sklearn_round_trips_and_thresholds_are_quantiles(tmp_path
     from sklearn.preprocessing import StandardScaler
 
     feats = _synthetic()
-    judge, rep = train_judge(feats, "DD-DT", c_grid=(1e-2, 1.0), seed=1)
+    judge, rep = train_judge(feats, JudgeConfig(setup="DD-DT", c_grid=(1e-2, 1.0), split_seed=1))
     assert rep["val_auc"] > 0.85 and rep["C"] in (1e-2, 1.0)
     X = select(feats, "DD-DT").double().numpy()
     # independent refit with the chosen C on the same split
     from autojudge.judge import split_by_problem
 
-    tr, va = split_by_problem(feats["group"].numpy(), 0.1, 1)
+    tr, va = split_by_problem(feats["group"].numpy(), 0.1, 1, labels=feats["label"].numpy())
     sc = StandardScaler().fit(X[tr])
     lr = LogisticRegression(C=rep["C"], max_iter=2000).fit(sc.transform(X[tr]), feats["label"].numpy()[tr])
     p_ref = lr.predict_proba(sc.transform(X))[:, 1]
@@ -92,7 +93,9 @@ def test_fingerprint_check(random_pair, tmp_path):
         "rel_pos": torch.zeros(40, dtype=torch.long),
     }
     judge, _ = train_judge(
-        feats, "DT", c_grid=(1.0,), fingerprints={"target": fingerprint(target), "draft": fingerprint(draft)}
+        feats,
+        JudgeConfig(setup="DT", c_grid=(1.0,)),
+        fingerprints={"target": fingerprint(target), "draft": fingerprint(draft)},
     )
     judge.check_models(target, draft)
     with pytest.raises(ValueError, match="another target"):

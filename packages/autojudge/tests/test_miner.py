@@ -110,3 +110,62 @@ def test_follow_both_keeps_the_union_once_per_context():
 
     with pytest.raises(ValueError, match="follow"):
         _run_follow(draft, "sideways")
+
+
+def test_a_failing_checker_on_the_targets_answer_skips_the_problem():
+    """No reference answer is no label: the problem is skipped and counted, never mined as 'every
+    alternative unimportant' (issue #18, point 12)."""
+    draft = {10: 20, 20: 30, 30: 22, 22: 24, 23: EOS, 21: 22, 24: EOS}
+    for bad in (lambda text, item: None, lambda text, item: 1 / 0):
+        t = Scripted(TARGET)
+        rec = mine_one(t, Scripted(draft), [10], decode, bad, Item("x", ""), 10, {EOS}, "both")
+        assert rec["mismatches"] == [] and rec["reference_failed"]
+        assert rec["target_generations"] == 1 == t.generations  # the target's own response only
+    assert label_stats([rec])["reference_failed"] == 1
+
+
+def _items(n):
+    return [Item(str(i), " ".join(str(3 + (7 * i + j) % 50) for j in range(4))) for i in range(n)]
+
+
+def test_mine_fails_when_too_many_reference_answers_are_missing(random_pair, list_tokenizer, tmp_path):
+    import pytest
+
+    from autojudge.config import MineConfig, TaskConfig
+    from autojudge.miner import load_mined, mine
+
+    target, draft = random_pair
+    first_two = lambda text, item: text.split()[:2] if item.uid not in ("0", "1") else None
+    task = TaskConfig(max_new_tokens=6)
+    with pytest.raises(ValueError, match=r"no answer .* on 2 of 4 problems \(50%"):
+        mine(_items(4), target, draft, list_tokenizer(64, eos=0), first_two, tmp_path / "a",
+             MineConfig(min_per_class=0), task, progress=False)  # fmt: skip
+    mine(_items(4), target, draft, list_tokenizer(64, eos=0), first_two, tmp_path / "b",
+         MineConfig(min_per_class=0, max_failed_share=0.5), task, progress=False)  # fmt: skip
+    recs = load_mined(tmp_path / "b")
+    stats = label_stats(recs)
+    assert stats["problems"] == 4 and stats["reference_failed"] == 2
+    assert all(bool(r["mismatches"]) != bool(r.get("reference_failed")) for r in recs)
+
+
+def test_mine_goes_on_until_both_labels_have_enough_mismatches(random_pair, list_tokenizer, tmp_path):
+    """The demo on a fresh machine stopped with 'one class only'; mining now continues past
+    --num-problems until both labels have min_per_class mismatches, or fails clearly at the cap
+    (issue #18, point 11)."""
+    import pytest
+
+    from autojudge.config import MineConfig, TaskConfig
+    from autojudge.miner import load_mined, mine
+
+    target, draft = random_pair
+    first_two = lambda text, item: tuple(text.split()[:2])  # a swap in the first two tokens matters
+    tok, task = list_tokenizer(64, eos=0), TaskConfig(max_new_tokens=8)
+    cfg = MineConfig(min_per_class=6, max_problems=30)
+    mine(_items(30), target, draft, tok, first_two, tmp_path / "m", cfg, task, num_problems=1, progress=False)
+    stats = label_stats(load_mined(tmp_path / "m"))
+    assert 1 < stats["problems"] < 30
+    assert min(stats["important"], stats["mismatches"] - stats["important"]) >= 6
+    with pytest.raises(ValueError, match="max_problems 2"):
+        mine(_items(30), target, draft, tok, first_two, tmp_path / "n", cfg.replace(max_problems=2), task,
+             num_problems=1, progress=False)  # fmt: skip
+    assert label_stats(load_mined(tmp_path / "n"))["problems"] == 2  # what was mined is kept

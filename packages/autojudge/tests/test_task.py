@@ -49,3 +49,21 @@ def test_oracle_takes_the_written_history_as_given():
     assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=13. #") is False  # no Answer line
     assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=1.") is True  # early '.': value 1, not 13
     assert task.oracle_important(p, cur, " Then b+B3=21. So c-C8=13. Answer: 1.") is True
+
+
+def test_small_variant_and_unchanged_default():
+    """``builtin-small`` (the demo's): one step, values up to 19, its own uids; the default task's
+    problems are what they were (the same generator seeds and uids)."""
+    import pytest
+
+    small = task.problems(30, seed=0, split="mine", variant="builtin-small")
+    assert all(len(p.steps) == 1 and all(0 <= v <= 19 for v in p.values()) for p in small)
+    assert small[0].uid == "mine-builtin-small-0-0"
+    full = task.problems(3, seed=0, split="mine")
+    assert full[0].uid == "mine-0-0" and full == [
+        task.make_problem(random.Random(f"mine-0-{i}"), f"mine-0-{i}") for i in range(3)
+    ]
+    docs = task.corpus(task.TARGET_STYLE, 5, 0, variant="builtin-small")
+    assert all(d.count("#### ") == 1 and d.startswith("Q: a=") for d in docs)
+    with pytest.raises(ValueError, match="variant"):
+        task.problems(1, variant="huge")

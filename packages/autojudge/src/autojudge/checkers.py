@@ -103,9 +103,9 @@ class CodeChecker:
 def load_checker(spec: str, data: str | None = None):
     """``gsm8k`` (``####`` / ``\\boxed{}`` number), ``consistent`` (:func:`consistent_answer`),
     ``code`` (:class:`CodeChecker`), ``module:function``, or ``auto``: ``consistent`` for the
-    built-in task (``data == "builtin"``), else ``gsm8k``."""
+    built-in task (``data`` None, ``builtin`` or ``builtin-small``), else ``gsm8k``."""
     if spec == "auto":
-        spec = "consistent" if data in (None, "builtin") else "gsm8k"
+        spec = "consistent" if data in (None, "builtin", "builtin-small") else "gsm8k"
     if spec in ("gsm8k", "number"):
         return gsm8k_answer
     if spec in ("consistent", "arith"):

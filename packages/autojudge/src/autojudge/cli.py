@@ -1,5 +1,9 @@
 """``autojudge`` command line: mine, train, generate, eval, pipeline, demo. With no arguments every
-command runs on the built-in arithmetic task and the built-in target/draft pair."""
+command runs on the built-in arithmetic task and the built-in target/draft pair.
+
+Each command takes the library's configs whole (:mod:`autojudge.config`: every field is a flag and a
+``--config FILE`` key) and keeps its run options (models, data, folders) apart.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +11,31 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from autojudge import __version__
+from autojudge.config import EvalConfig, JudgeConfig, MineConfig, SpecConfig, TaskConfig
 from papercore.cli import CLI, Command, CommonOptions, UserError, write_resolved_config
 
 log = logging.getLogger(__name__)
 RUN = Path("autojudge-run")
+TARGET_HELP = (
+    "target model (folder, hub id, zoo:NAME, builtin:target, builtin:target-large, builtin:demo-target)"
+)
+DRAFT_HELP = "draft model sharing the target's tokenizer (builtin:draft, builtin:demo-draft, ...)"
+DATA_HELP = (
+    "builtin (the arithmetic task), builtin-small (its one-step version, the demo's), gsm8k, or a JSONL file"
+)
 
 
-@dataclass
-class MineOptions:
-    target: str = field(
-        default="builtin:target",
-        metadata={"help": "target model (folder, hub id, zoo:NAME, builtin:target, builtin:target-large)"},
-    )
-    draft: str = field(
-        default="builtin:draft", metadata={"help": "draft model sharing the target's tokenizer"}
-    )
-    data: str = field(
-        default="builtin", metadata={"help": "builtin, gsm8k, or a JSONL file (question/answer)"}
-    )
-    num_problems: int = field(default=200, metadata={"help": "problems to mine"})
-    checker: str = field(
-        default="auto",
-        metadata={"help": "auto (consistent on the built-in task, else gsm8k), gsm8k (#### or \\boxed{}), "
-                  "consistent (every stated answer agrees), code, or module:function"},
-    )  # fmt: skip
-    out: Path = field(default=RUN / "mined", metadata={"help": "output folder (rerun to resume)"})
-    max_new_tokens: int = 128
-    shard: int = field(
-        default=0, metadata={"help": "this process's shard (problems with index %% num_shards == shard)"}
-    )
-    num_shards: int = 1
-    follow: str = field(
-        default="alternative",
-        metadata={"help": "alternative (the paper's search), target (label along the target's own "
-                  "response) or both (the union)"},
-    )  # fmt: skip
+def _target(default: str = "builtin:target"):
+    return field(default=default, metadata={"help": TARGET_HELP})
+
+
+def _draft(default: str = "builtin:draft"):
+    return field(default=default, metadata={"help": DRAFT_HELP})
 
 
 def _models(target: str, draft: str, common: CommonOptions):
@@ -55,42 +44,69 @@ def _models(target: str, draft: str, common: CommonOptions):
     return load_pair(target, draft, device=common.torch_device, dtype=common.torch_dtype)
 
 
-def mine(opts: MineOptions, common: CommonOptions) -> int:
-    """Label every draft/target mismatch of the target's greedy answers as important or not."""
+# ------------------------------------------------------------------------------------------ mine
+@dataclass
+class MineOptions:
+    target: str = _target()
+    draft: str = _draft()
+    data: str = field(default="builtin", metadata={"help": DATA_HELP})
+    num_problems: int = field(default=200, metadata={"help": "problems to mine (more with --min-per-class)"})
+    out: Path = field(default=RUN / "mined", metadata={"help": "output folder (rerun to resume)"})
+    shard: int = field(
+        default=0, metadata={"help": "this process's shard (problems with index %% num_shards == shard)"}
+    )
+    num_shards: int = field(default=1, metadata={"help": "processes mining in parallel"})
+
+
+def _mine(cfg: MineConfig, task: TaskConfig, opts: MineOptions, common: CommonOptions) -> dict:
     from autojudge.checkers import load_checker
     from autojudge.data import load_items
-    from autojudge.miner import label_stats, load_mined
-    from autojudge.miner import mine as run
+    from autojudge.miner import label_stats, load_mined, mine
 
     if opts.num_problems < 1:
         raise UserError(f"--num-problems must be >= 1, got {opts.num_problems}")
-    checker = load_checker(opts.checker, opts.data)
-    items = load_items(opts.data, opts.num_problems, common.seed, "mine")
+    checker = load_checker(task.checker, opts.data)
+    n = max(opts.num_problems, cfg.max_problems if cfg.min_per_class else 0)
+    items = load_items(opts.data, n if opts.data.startswith("builtin") else None, common.seed, "mine")
     t, d, tok = _models(opts.target, opts.draft, common)
-    path = run(
+    path = mine(
         items,
         t,
         d,
         tok,
         checker,
         opts.out,
-        max_new_tokens=opts.max_new_tokens,
+        cfg,
+        task,
+        num_problems=opts.num_problems,
         shard=opts.shard,
         num_shards=opts.num_shards,
-        follow=opts.follow,
+        settings={"data": opts.data, "seed": common.seed},
     )
-    write_resolved_config(opts.out, opts, common, name=f"resolved_config-{opts.shard}.json")
+    name = "resolved_config.json" if opts.num_shards == 1 else f"resolved_config-{opts.shard}.json"
+    write_resolved_config(opts.out, cfg, task, opts, common=common, name=name)
     stats = label_stats(load_mined(path))
     print(
         f"mined {path}: {stats['mismatches']} mismatches in {stats['problems']} problems, "
         f"{100 * stats['important_share']:.1f}% important"
+        + (
+            f", {stats['reference_failed']} problems skipped (no reference answer)"
+            if stats["reference_failed"]
+            else ""
+        )
     )
     if stats["oracle_known"]:
         print(f"agreement with the built-in task's known importance: {100 * stats['oracle_agreement']:.1f}%")
-    print(json.dumps(stats))
+    return stats
+
+
+def mine_cmd(cfg: MineConfig, task: TaskConfig, opts: MineOptions, common: CommonOptions) -> int:
+    """Label every draft/target mismatch of the target's greedy answers as important or not."""
+    print(json.dumps(_mine(cfg, task, opts, common)))
     return 0
 
 
+# ----------------------------------------------------------------------------------------- train
 @dataclass
 class TrainOptions:
     mined: Path = field(
@@ -100,17 +116,11 @@ class TrainOptions:
     out: Path = field(
         default=RUN / "judge", metadata={"help": "output folder for judge.safetensors/judge.json"}
     )
-    target: str = "builtin:target"
-    draft: str = "builtin:draft"
-    setup: Literal["DD-DT", "DT"] = field(
-        default="DD-DT", metadata={"help": "features: draft+target or target hidden states"}
-    )
-    val_fraction: float = field(default=0.1, metadata={"help": "validation share of problems"})
-    split_seed: int = 52
-    train_on_all: bool = field(default=False, metadata={"help": "refit on all problems with the chosen C"})
+    target: str = _target()
+    draft: str = _draft()
 
 
-def train(opts: TrainOptions, common: CommonOptions) -> int:
+def train(cfg: JudgeConfig, opts: TrainOptions, common: CommonOptions) -> int:
     """Extract hidden-state features of mined mismatches and fit the judge."""
     from autojudge.judge import extract_features, train_judge
     from autojudge.miner import load_mined
@@ -120,73 +130,68 @@ def train(opts: TrainOptions, common: CommonOptions) -> int:
     if not opts.mined.exists():
         if opts.mined != RUN / "mined":
             raise UserError(f"--mined {opts.mined} not found: run `autojudge mine --out {opts.mined}` first")
-        mine(MineOptions(target=opts.target, draft=opts.draft, out=opts.mined), common)
+        _mine(MineConfig(), TaskConfig(), MineOptions(opts.target, opts.draft, out=opts.mined), common)
     records = load_mined(opts.mined)
     t, d, _ = _models(opts.target, opts.draft, common)
     feats = extract_features(records, t, d)
-    judge, report = train_judge(
-        feats,
-        opts.setup,
-        val_fraction=opts.val_fraction,
-        seed=opts.split_seed,
-        train_on_all=opts.train_on_all,
-        fingerprints={"target": fingerprint(t), "draft": fingerprint(d)},
-    )
+    judge, report = train_judge(feats, cfg, fingerprints={"target": fingerprint(t), "draft": fingerprint(d)})
     judge.save(opts.out)
     save_tensors(opts.out / "features.safetensors", feats)
     write_json(opts.out / "train_report.json", report)
-    write_resolved_config(opts.out, opts, common)
+    write_resolved_config(opts.out, cfg, opts, common=common)
     print(
-        f"judge saved to {opts.out}: setup {opts.setup}, C={report['C']:.3g}, validation ROC-AUC {report['val_auc']:.3f} "
+        f"judge saved to {opts.out}: setup {cfg.setup}, C={report['C']:.3g}, validation ROC-AUC {report['val_auc']:.3f} "
         f"({report['train_mismatches']} train / {report['val_mismatches']} val mismatches)"
     )
     return 0
 
 
+# -------------------------------------------------------------------------------------- generate
 @dataclass
 class GenerateOptions:
     judge: Path | None = field(
-        default=None, metadata={"help": "judge folder (default: autojudge-run/judge when present)"}
+        default=None, metadata={"help": "judge folder for --mode judge (default: autojudge-run/judge)"}
     )
-    target: str = "builtin:target"
-    draft: str = "builtin:draft"
-    mode: Literal["auto", "lossless", "judge", "topk", "random", "accept_all"] = field(
-        default="auto", metadata={"help": "auto: judge when one is found, else lossless"}
+    target: str = _target()
+    draft: str = _draft()
+    threshold_index: int | None = field(
+        default=None, metadata={"help": "judge mode: use the judge's i-th threshold instead of --threshold"}
     )
-    window: int = 16
-    threshold_index: int = field(default=13, metadata={"help": "index into the judge's quantile thresholds"})
-    top_k: int = 2
-    max_new_tokens: int = 128
     stop: list[str] | None = field(default=None, metadata={"help": "stop strings"})
+    chat_template: bool = field(
+        default=True, metadata={"help": "wrap the prompt in the tokenizer's chat template when it has one"}
+    )
 
 
-def generate(opts: GenerateOptions, common: CommonOptions, prompt: str | None = None) -> int:
+def generate(cfg: SpecConfig, opts: GenerateOptions, common: CommonOptions, prompt: str | None = None) -> int:
     """Decode one prompt (default: a built-in problem) and print the text and the decoding statistics."""
     from autojudge.data import Item, builtin_items, encode_prompt
-    from autojudge.engine import SpecConfig, SpeculativeDecoder
+    from autojudge.engine import SpeculativeDecoder
     from autojudge.judge import Judge
 
+    cfg = cfg.replace(seed=common.seed)
+    judge = None
+    if cfg.mode == "judge":
+        path = opts.judge or RUN / "judge"
+        if not (path / "judge.json").is_file():
+            raise UserError(f"--mode judge needs a judge: no judge.json in {path} (run `autojudge train`)")
+        judge = Judge.load(path)
+    elif opts.threshold_index is not None:
+        raise UserError("--threshold-index applies to --mode judge only")
     t, d, tok = _models(opts.target, opts.draft, common)
-    judge_path = opts.judge or (RUN / "judge" if (RUN / "judge" / "judge.json").is_file() else None)
-    judge = Judge.load(judge_path) if judge_path else None
     if judge is not None:
         judge.check_models(t, d)
-    mode = opts.mode if opts.mode != "auto" else ("judge" if judge else "lossless")
+        if opts.threshold_index is not None:
+            cfg = cfg.replace(threshold=judge.threshold(opts.threshold_index))
     item = builtin_items(1, common.seed, "eval")[0]
     if prompt is not None:
         item = Item("cli", prompt, None, item.problem if opts.target.startswith("builtin") else None)
-    cfg = SpecConfig(
-        opts.window,
-        mode,
-        threshold=judge.threshold(opts.threshold_index) if judge else 0.5,
-        top_k=opts.top_k,
-        max_new_tokens=opts.max_new_tokens,
-        seed=common.seed,
+    res = SpeculativeDecoder(t, d, tok, judge=judge).generate(
+        encode_prompt(tok, item, opts.chat_template), cfg, stop=opts.stop
     )
-    res = SpeculativeDecoder(t, d, tok, judge=judge).generate(encode_prompt(tok, item), cfg, stop=opts.stop)
     print(item.prompt + tok.decode(res.tokens, skip_special_tokens=True))
     print(
-        f"[{mode}, W={opts.window}] {len(res.tokens)} tokens in {len(res.cycles)} cycles: "
+        f"[{cfg.mode}, W={cfg.window}] {len(res.tokens)} tokens in {len(res.cycles)} cycles: "
         f"{res.accepted_per_cycle:.2f} accepted tokens per cycle, {res.target_calls_per_token:.3f} target calls per token, "
         f"{res.seconds:.3f} s, stopped by {res.stopped}"
     )
@@ -197,32 +202,26 @@ def _add_prompt(p):
     p.add_argument("prompt", nargs="?", default=None, help="prompt text (default: a built-in problem)")
 
 
+# ------------------------------------------------------------------------------------------ eval
 @dataclass
 class EvalOptions:
     judge: Path = field(
         default=RUN / "judge", metadata={"help": "judge folder (trained with defaults when absent)"}
     )
-    target: str = "builtin:target"
-    draft: str = "builtin:draft"
-    data: str = "builtin"
-    num_problems: int = 30
-    checker: str = "auto"
-    window: int = 16
-    max_new_tokens: int = 128
-    thresholds: list[int] | None = field(default=None, metadata={"help": "threshold indices (default: all)"})
-    random_control: bool = field(
-        default=True, metadata={"help": "also run random acceptance at the judge's rates"}
-    )
+    target: str = _target()
+    draft: str = _draft()
+    data: str = field(default="builtin", metadata={"help": DATA_HELP})
+    num_problems: int = field(default=30, metadata={"help": "evaluation problems"})
     out: Path | None = field(
         default=None, metadata={"help": "write results.json (+ results.md, pareto.png) here"}
     )
 
 
-def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
+def evaluate(cfg: EvalConfig, task: TaskConfig, opts: EvalOptions, common: CommonOptions) -> int:
     """Accuracy and speed of target-only, lossless, judge (every threshold), top-K, random and accept-all."""
     from autojudge.checkers import load_checker
     from autojudge.data import load_items
-    from autojudge.evaluate import format_table, plot, random_controls, run_methods, standard_methods
+    from autojudge.evaluate import format_table, plot, run_eval
     from autojudge.judge import Judge
     from papercore.io import write_json
 
@@ -231,23 +230,13 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
             raise UserError(
                 f"--judge {opts.judge}: no judge.json there; run `autojudge train --out {opts.judge}`"
             )
-        train(TrainOptions(target=opts.target, draft=opts.draft), common)
+        train(JudgeConfig(), TrainOptions(target=opts.target, draft=opts.draft), common)
     judge = Judge.load(opts.judge)
     t, d, tok = _models(opts.target, opts.draft, common)
     judge.check_models(t, d)
-    checker = load_checker(opts.checker, opts.data)
+    checker = load_checker(task.checker, opts.data)
     items = load_items(opts.data, opts.num_problems, common.seed, "eval")
-    methods = standard_methods(opts.window, opts.max_new_tokens, judge, opts.thresholds)
-    rows = run_methods(items, t, d, tok, checker, methods, judge=judge)
-    if opts.random_control:
-        base = next(r for r in rows if r["mode"] == "lossless")
-        extra = run_methods(
-            items, t, d, tok, checker, random_controls(rows, opts.window, opts.max_new_tokens), progress=False
-        )
-        for r in extra:
-            r["apc_vs_lossless"] = r["accepted_per_cycle"] / base["accepted_per_cycle"]
-            r["speedup_vs_lossless"] = base["seconds_per_problem"] / max(r["seconds_per_problem"], 1e-12)
-        rows += extra
+    rows = run_eval(items, t, d, tok, checker, judge, cfg, task)
     table = format_table(rows)
     print(table)
     if opts.out:
@@ -257,85 +246,125 @@ def evaluate(opts: EvalOptions, common: CommonOptions) -> int:
             print(f"plot: {opts.out / 'pareto.png'}")
         else:
             print("matplotlib is not installed: skipped the plot (pip install 'autojudge[plot]')")
-        write_resolved_config(opts.out, opts, common)
+        write_resolved_config(opts.out, cfg, task, opts, common=common)
     return 0
 
 
+# -------------------------------------------------------------------------------------- pipeline
 @dataclass
 class PipelineOptions:
     out: Path = field(default=RUN, metadata={"help": "folder for mined/, judge/, results"})
-    target: str = "builtin:target"
-    draft: str = "builtin:draft"
-    data: str = "builtin"
-    checker: str = "auto"
-    num_problems: int = field(default=200, metadata={"help": "problems to mine"})
-    eval_problems: int = 30
-    setup: Literal["DD-DT", "DT"] = "DD-DT"
-    window: int = 16
-    max_new_tokens: int = 128
-    thresholds: list[int] | None = field(default=None, metadata={"help": "threshold indices (default: all)"})
+    target: str = _target()
+    draft: str = _draft()
+    data: str = field(default="builtin", metadata={"help": DATA_HELP})
+    num_problems: int = field(default=200, metadata={"help": "problems to mine (more with --min-per-class)"})
+    eval_problems: int = field(default=30, metadata={"help": "evaluation problems"})
 
 
-def pipeline(opts: PipelineOptions, common: CommonOptions) -> int:
+def pipeline(
+    mine_cfg: MineConfig,
+    judge_cfg: JudgeConfig,
+    eval_cfg: EvalConfig,
+    task: TaskConfig,
+    opts: PipelineOptions,
+    common: CommonOptions,
+) -> int:
     """mine -> train -> eval, with a results table and a plot of accuracy against speed."""
-    mine(
-        MineOptions(
-            opts.target,
-            opts.draft,
-            opts.data,
-            opts.num_problems,
-            opts.checker,
-            opts.out / "mined",
-            opts.max_new_tokens,
-        ),
-        common,
+    t0, c0 = time.perf_counter(), time.process_time()
+    clock = lambda: f"[{time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s]"
+    _models(opts.target, opts.draft, common)  # builds (trains) the built-in pair on first use
+    print(f"{clock()} models ready: {opts.target}, {opts.draft}", flush=True)
+    mine_opts = MineOptions(opts.target, opts.draft, opts.data, opts.num_problems, opts.out / "mined")
+    _mine(mine_cfg, task, mine_opts, common)
+    print(f"{clock()} mined", flush=True)
+    train(judge_cfg, TrainOptions(opts.out / "mined", opts.out / "judge", opts.target, opts.draft), common)
+    print(f"{clock()} judge trained", flush=True)
+    eval_opts = EvalOptions(
+        opts.out / "judge", opts.target, opts.draft, opts.data, opts.eval_problems, opts.out
     )
-    train(TrainOptions(opts.out / "mined", opts.out / "judge", opts.target, opts.draft, opts.setup), common)
-    evaluate(
-        EvalOptions(
-            opts.out / "judge",
-            opts.target,
-            opts.draft,
-            opts.data,
-            opts.eval_problems,
-            opts.checker,
-            opts.window,
-            opts.max_new_tokens,
-            opts.thresholds,
-            True,
-            opts.out,
-        ),
-        common,
-    )
+    evaluate(eval_cfg, task, eval_opts, common)
+    write_resolved_config(opts.out, mine_cfg, judge_cfg, eval_cfg, task, opts, common=common)
+    print(f"{clock()} evaluated", flush=True)
     return 0
 
 
+# ------------------------------------------------------------------------------------------ demo
+DEMO_TARGET, DEMO_DRAFT = "builtin:demo-target", "builtin:demo-draft"
+
+
+def demo_configs() -> tuple[MineConfig, JudgeConfig, EvalConfig, TaskConfig, PipelineOptions]:
+    """The demo's settings: the small built-in pair on the one-step task; 40 problems mined, and more
+    until both labels have 20 mismatches; a quarter of them validate the judge; 10 evaluated with
+    lossless decoding, the judge at the 0, 0.12, 0.2, 0.32 and 0.4 quantiles of validation
+    P(important), random acceptance at the judge's rates and the draft alone (W = 8)."""
+    return (
+        MineConfig(min_per_class=20, max_problems=300),
+        JudgeConfig(val_fraction=0.25, c_grid=(1e-3, 1e-2, 1e-1, 1.0, 10.0)),
+        EvalConfig(window=8, threshold_indices=[0, 3, 5, 8, 10], top_ks=()),
+        TaskConfig(max_new_tokens=64),
+        PipelineOptions(
+            target=DEMO_TARGET, draft=DEMO_DRAFT, data="builtin-small", num_problems=40, eval_problems=10
+        ),
+    )
+
+
 def demo(common: CommonOptions) -> int:
-    """A small pipeline on the built-in task in a temporary folder."""
+    """A small pipeline on the built-in task in a temporary folder (the small built-in pair)."""
+    import dataclasses
+
+    import torch
+
+    torch.set_num_threads(
+        1
+    )  # tiny models: a second thread only adds synchronisation (and much more when busy)
     logging.getLogger("papercore").setLevel(logging.WARNING)
+    mine_cfg, judge_cfg, eval_cfg, task, opts = demo_configs()
     with tempfile.TemporaryDirectory(prefix="autojudge-demo-") as tmp:
-        return pipeline(
-            PipelineOptions(out=Path(tmp), num_problems=40, eval_problems=10, thresholds=[0, 10, 15, 20, 25]),
-            common,
-        )
+        opts = dataclasses.replace(opts, out=Path(tmp))
+        return pipeline(mine_cfg, judge_cfg, eval_cfg, task, opts, common)
 
 
 app = CLI(
     "autojudge",
     "AutoJudge: lossy speculative decoding with a judge trained on mined important mismatches.",
     [
-        Command("mine", mine, "label draft/target mismatches by the semi-greedy search", MineOptions),
-        Command("train", train, "fit the judge on hidden states of mined mismatches", TrainOptions),
+        Command(
+            "mine",
+            mine_cmd,
+            "label draft/target mismatches by the semi-greedy search",
+            config=(MineConfig, TaskConfig),
+            options=MineOptions,
+        ),
+        Command(
+            "train",
+            train,
+            "fit the judge on hidden states of mined mismatches",
+            config=JudgeConfig,
+            options=TrainOptions,
+        ),
         Command(
             "generate",
             generate,
             "speculative decoding of one prompt",
-            GenerateOptions,
+            config=SpecConfig,
+            options=GenerateOptions,
             add_arguments=_add_prompt,
         ),
-        Command("eval", evaluate, "accuracy and speed of every method and threshold", EvalOptions),
-        Command("pipeline", pipeline, "mine -> train -> eval with a table and a plot", PipelineOptions),
-        Command("demo", demo, "a small pipeline on the built-in task"),
+        Command(
+            "eval",
+            evaluate,
+            "accuracy and speed of every method and threshold",
+            config=(EvalConfig, TaskConfig),
+            options=EvalOptions,
+        ),
+        Command(
+            "pipeline",
+            pipeline,
+            "mine -> train -> eval with a table and a plot",
+            config=(MineConfig, JudgeConfig, EvalConfig, TaskConfig),
+            options=PipelineOptions,
+        ),
+        Command("demo", demo, "a small pipeline on the built-in task (the small built-in pair)"),
     ],
     version=__version__,
 )

@@ -18,18 +18,19 @@ class Item:
     problem: task.Problem | None = None  # built-in task only: enables the importance oracle
 
 
-def builtin_items(n: int, seed: int = 0, split: str = "mine") -> list[Item]:
-    return [Item(p.uid, p.prompt, str(p.answer), p) for p in task.problems(n, seed, split)]
+def builtin_items(n: int, seed: int = 0, split: str = "mine", variant: str = "builtin") -> list[Item]:
+    """``n`` problems of the built-in task (``variant``: ``builtin`` or ``builtin-small``) as items."""
+    return [Item(p.uid, p.prompt, str(p.answer), p) for p in task.problems(n, seed, split, variant)]
 
 
 def load_items(spec: str, n: int | None = None, seed: int = 0, split: str = "mine") -> list[Item]:
-    """``builtin`` (``n`` seeded problems of ``split``), a JSONL file with ``question``/``prompt`` and
-    ``answer``/``gold`` fields (a GSM8K ``answer`` keeps its number after ``####``), or ``gsm8k``
-    (Hugging Face ``datasets``, needs the hub or its cache)."""
+    """``builtin`` (``n`` seeded problems of ``split``; ``builtin-small``: the demo's one-step version),
+    a JSONL file with ``question``/``prompt`` and ``answer``/``gold`` fields (a GSM8K ``answer`` keeps
+    its number after ``####``), or ``gsm8k`` (Hugging Face ``datasets``, needs the hub or its cache)."""
     from autojudge.checkers import gsm8k_answer
 
-    if spec == "builtin":
-        return builtin_items(n or 200, seed, split)
+    if spec in task.VARIANTS:
+        return builtin_items(n or 200, seed, split, spec)
     if spec == "gsm8k":
         try:
             import datasets
@@ -43,7 +44,9 @@ def load_items(spec: str, n: int | None = None, seed: int = 0, split: str = "min
     else:
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"data file not found: {spec} (use builtin, gsm8k or a JSONL file)")
+            raise FileNotFoundError(
+                f"data file not found: {spec} (use builtin, builtin-small, gsm8k or a JSONL file)"
+            )
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     items = []
     for i, r in enumerate(rows[: n or None]):
@@ -59,9 +62,16 @@ def load_items(spec: str, n: int | None = None, seed: int = 0, split: str = "min
     return items
 
 
-def encode_prompt(tokenizer, item: Item) -> list[int]:
+def encode_prompt(tokenizer, item: Item, chat_template: bool = True) -> list[int]:
     """Prompt token ids. The built-in models saw documents separated by EOS, so their prompts start
-    with it; other models get their tokenizer's usual special tokens (a BOS)."""
+    with it. Other models: the prompt as the user's turn of the tokenizer's chat template when it has
+    one and ``chat_template`` is on (the template's text already holds its special tokens), else the
+    tokenizer's usual special tokens (a BOS) and the plain prompt."""
     if item.problem is not None:
         return [tokenizer.eos_token_id] + tokenizer(item.prompt, add_special_tokens=False).input_ids
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": item.prompt}], add_generation_prompt=True, tokenize=False
+        )
+        return tokenizer(text, add_special_tokens=False).input_ids
     return tokenizer(item.prompt).input_ids

@@ -18,24 +18,25 @@ draft's own greedy output).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 
+from autojudge.config import MODES, Mode, SpecConfig
 from papercore.llm.hf_compat import cache_kwarg, output_cache
 
-Mode = Literal["lossless", "judge", "topk", "random", "accept_all"]
-MODES = ("lossless", "judge", "topk", "random", "accept_all")
+__all__ = ["MODES", "CachedLM", "Cycle", "Mode", "SpecConfig", "SpecResult", "SpeculativeDecoder", "greedy"]
 
 
 class CachedLM:
     """A causal LM with a KV cache over a token prefix: ``sync(tokens)`` crops the cache to the longest
     common prefix with ``tokens`` and feeds the rest, returning logits and last-layer hidden states
-    (after the final norm) of the newly fed positions."""
+    (after the final norm) of the newly fed positions. ``vocab``: keep the first ``vocab`` logits
+    only (the vocabulary shared with another model whose output layer is padded differently)."""
 
-    def __init__(self, model):
+    def __init__(self, model, vocab: int | None = None):
         self.model = model
+        self.vocab = vocab
         self.body = model.get_decoder()
         self.head = model.get_output_embeddings()
         self.kw = cache_kwarg(self.body)
@@ -70,7 +71,8 @@ class CachedLM:
         self.tokens.extend(new)
         self.calls += 1
         h = out.last_hidden_state[0]
-        return self.head(h), h
+        logits = self.head(h)
+        return (logits if self.vocab is None else logits[:, : self.vocab]), h
 
     def sync(self, tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Make the cache hold ``tokens``; feeds at least the last one. Returns logits and hidden states
@@ -82,36 +84,6 @@ class CachedLM:
         self.crop(n)
         logits, h = self.feed(tokens[n:])
         return logits, h, n
-
-
-@dataclass
-class SpecConfig:
-    """Options of one speculative decoding run."""
-
-    window: int = field(default=16, metadata={"help": "W: draft tokens proposed per cycle"})
-    mode: Mode = field(default="lossless", metadata={"help": "lossless, judge, topk, random, accept_all"})
-    threshold: float = field(
-        default=0.5, metadata={"help": "judge: accept a mismatch when P(important) < threshold"}
-    )
-    top_k: int = field(default=2, metadata={"help": "topk: accept a draft token in the target's top K"})
-    accept_prob: float = field(
-        default=0.5, metadata={"help": "random: accept a mismatch with this probability"}
-    )
-    max_new_tokens: int = 256
-    seed: int = 0
-    version: int = 1
-
-    def __post_init__(self):
-        if self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        if not 0.0 <= self.accept_prob <= 1.0:
-            raise ValueError(f"accept_prob must be in [0, 1], got {self.accept_prob}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 @dataclass
@@ -142,15 +114,19 @@ class SpecResult:
 
 
 def _eos_ids(model, tokenizer, eos_token_id) -> set[int]:
+    """``eos_token_id`` when given; else the tokenizer's EOS together with the model's generation
+    config EOS ids (a chat model ends its turn with a token its tokenizer may not call EOS)."""
     if eos_token_id is not None:
-        ids = eos_token_id
-    elif tokenizer is not None and tokenizer.eos_token_id is not None:
-        ids = tokenizer.eos_token_id
+        groups = [eos_token_id]
     else:
-        ids = getattr(model.generation_config, "eos_token_id", None) or model.config.eos_token_id
-    if ids is None:
-        return set()
-    return {int(i) for i in (ids if isinstance(ids, (list, tuple)) else [ids])}
+        groups = [getattr(model.generation_config, "eos_token_id", None) or model.config.eos_token_id]
+        if tokenizer is not None and tokenizer.eos_token_id is not None:
+            groups.append(tokenizer.eos_token_id)
+    ids = set()
+    for g in groups:
+        if g is not None:
+            ids |= {int(i) for i in (g if isinstance(g, (list, tuple)) else [g])}
+    return ids
 
 
 def _stop_cut(tokenizer, generated: list[int], start: int, stops: list[str]) -> int | None:
@@ -170,13 +146,15 @@ class SpeculativeDecoder:
     """Speculative decoding of a ``target`` with a ``draft`` (transformers causal LMs, one tokenizer).
 
     ``judge`` (an :class:`autojudge.judge.Judge`) is needed in ``judge`` mode; its ``setup`` says
-    whether draft hidden states are needed (``DD-DT``) or only the target's (``DT``).
+    whether draft hidden states are needed (``DD-DT``) or only the target's (``DT``). Output layers
+    of different widths (a vocabulary padded differently) are compared on the shared vocabulary;
+    that needs the ``tokenizer`` (and ``draft_tokenizer`` when the draft has its own) to check it.
     """
 
-    def __init__(self, target, draft, tokenizer=None, judge=None, eos_token_id=None):
+    def __init__(self, target, draft, tokenizer=None, judge=None, eos_token_id=None, draft_tokenizer=None):
         from autojudge.models import check_same_vocab
 
-        check_same_vocab(target, draft)
+        self.vocab = check_same_vocab(target, draft, tokenizer, draft_tokenizer)
         self.target, self.draft, self.tokenizer, self.judge = target, draft, tokenizer, judge
         self.eos = _eos_ids(target, tokenizer, eos_token_id)
 
@@ -186,7 +164,7 @@ class SpeculativeDecoder:
     ) -> SpecResult:
         cfg = config or SpecConfig(**kw)
         if config is not None and kw:
-            cfg = SpecConfig(**{**cfg.__dict__, **kw})
+            cfg = cfg.replace(**kw)
         if cfg.mode == "judge" and self.judge is None:
             raise ValueError("mode 'judge' needs a trained judge: pass judge=Judge.load(path)")
         if not prompt_ids:
@@ -194,7 +172,7 @@ class SpeculativeDecoder:
         need_dh = cfg.mode == "judge" and self.judge.setup == "DD-DT"
         gen = torch.Generator().manual_seed(cfg.seed)
         t0 = time.perf_counter()
-        tgt, drf = CachedLM(self.target), CachedLM(self.draft)
+        tgt, drf = CachedLM(self.target, self.vocab), CachedLM(self.draft, self.vocab)
         seq = list(prompt_ids)
         out: list[int] = []
         cycles: list[Cycle] = []
@@ -271,10 +249,17 @@ class SpeculativeDecoder:
 
 
 @torch.no_grad()
-def greedy(model, prompt_ids: list[int], max_new_tokens: int, eos: set[int] | int | None = None) -> list[int]:
-    """Plain greedy decoding with a KV cache (the reference for lossless mode)."""
+def greedy(
+    model,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    eos: set[int] | int | None = None,
+    vocab: int | None = None,
+) -> list[int]:
+    """Plain greedy decoding with a KV cache (the reference for lossless mode); ``vocab``: argmax over
+    the first ``vocab`` logits only."""
     eos = {eos} if isinstance(eos, int) else set(eos or ())
-    lm = CachedLM(model)
+    lm = CachedLM(model, vocab)
     logits, _ = lm.feed(list(prompt_ids))
     out: list[int] = []
     while len(out) < max_new_tokens:

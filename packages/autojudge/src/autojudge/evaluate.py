@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 
 from autojudge.checkers import is_correct, safe_answer
+from autojudge.config import EvalConfig, SpecConfig, TaskConfig
 from autojudge.data import Item, encode_prompt
-from autojudge.engine import SpecConfig, SpeculativeDecoder, greedy
+from autojudge.engine import SpeculativeDecoder, greedy
 
 
 @dataclass
@@ -19,17 +20,30 @@ class Method:
 
 
 def run_methods(
-    items: list[Item], target, draft, tokenizer, checker, methods: list[Method], judge=None, progress=True
+    items: list[Item],
+    target,
+    draft,
+    tokenizer,
+    checker,
+    methods: list[Method],
+    judge=None,
+    progress=True,
+    chat_template: bool = True,
 ) -> list[dict]:
-    """One row per method; the first lossless method is the reference for the speed-ups."""
+    """One row per method; the first lossless method is the reference for the speed-ups.
+
+    ``accuracy``: share of answers equal to the gold; ``agreement_with_target``: share equal to the
+    target's greedy answer; ``mismatch_accept_rate``: mismatches accepted by the rule over those it
+    was asked about and that ended a cycle's run (accepted + refused)."""
     from papercore.runtime import progress as bar
 
     dec = SpeculativeDecoder(target, draft, tokenizer, judge=judge)
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
-    prompts = [encode_prompt(tokenizer, it) for it in items]
+    prompts = [encode_prompt(tokenizer, it, chat_template) for it in items]
     max_new = max((m.config.max_new_tokens for m in methods if m.config), default=128)
     ref_answers = [
-        safe_answer(checker, decode(greedy(target, p, max_new, dec.eos)), it) for p, it in zip(prompts, items)
+        safe_answer(checker, decode(greedy(target, p, max_new, dec.eos, dec.vocab)), it)
+        for p, it in zip(prompts, items)
     ]
     rows = []
     for m in bar(methods, desc="eval") if progress else methods:
@@ -38,7 +52,7 @@ def run_methods(
         for p, it, ref in zip(prompts, items, ref_answers):
             if m.config is None:
                 t0 = time.perf_counter()
-                out = greedy(target, p, max_new, dec.eos)
+                out = greedy(target, p, max_new, dec.eos, dec.vocab)
                 seconds += time.perf_counter() - t0
                 n_cycles, n_emitted = len(out), len(out)
             else:
@@ -81,7 +95,7 @@ def run_methods(
 def standard_methods(
     window: int, max_new_tokens: int, judge=None, threshold_indices=None, top_ks=(2, 4, 8)
 ) -> list[Method]:
-    """Target-only, lossless, the judge at each threshold, top-K, accept-all."""
+    """Target-only, lossless, the judge at each threshold, top-K, accept-all (see :func:`methods_for`)."""
     ms = [
         Method("target greedy", None),
         Method(f"lossless W={window}", SpecConfig(window, "lossless", max_new_tokens=max_new_tokens)),
@@ -98,6 +112,11 @@ def standard_methods(
     return ms
 
 
+def methods_for(config: EvalConfig, max_new_tokens: int, judge=None) -> list[Method]:
+    """The methods :class:`EvalConfig` asks for (random controls come after, from the judge's rows)."""
+    return standard_methods(config.window, max_new_tokens, judge, config.threshold_indices, config.top_ks)
+
+
 def random_controls(rows: list[dict], window: int, max_new_tokens: int) -> list[Method]:
     """Random acceptance with the mismatch acceptance rate of each judge row."""
     return [
@@ -110,6 +129,35 @@ def random_controls(rows: list[dict], window: int, max_new_tokens: int) -> list[
         for r in rows
         if r["mode"] == "judge" and 0 < r["mismatch_accept_rate"] < 1
     ]
+
+
+def run_eval(
+    items: list[Item],
+    target,
+    draft,
+    tokenizer,
+    checker,
+    judge=None,
+    config: EvalConfig | None = None,
+    task: TaskConfig | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Every method of ``config`` (:func:`methods_for`), then, with ``config.random_control``, random
+    acceptance at each judge row's acceptance rate; speed-ups against the lossless row."""
+    config, task = config or EvalConfig(), task or TaskConfig()
+    kw = dict(judge=judge, progress=progress, chat_template=task.chat_template)
+    rows = run_methods(
+        items, target, draft, tokenizer, checker, methods_for(config, task.max_new_tokens, judge), **kw
+    )
+    controls = random_controls(rows, config.window, task.max_new_tokens) if config.random_control else []
+    if controls:
+        base = next(r for r in rows if r["mode"] == "lossless")
+        extra = run_methods(items, target, draft, tokenizer, checker, controls, **{**kw, "progress": False})
+        for r in extra:
+            r["apc_vs_lossless"] = r["accepted_per_cycle"] / base["accepted_per_cycle"]
+            r["speedup_vs_lossless"] = base["seconds_per_problem"] / max(r["seconds_per_problem"], 1e-12)
+        rows += extra
+    return rows
 
 
 def format_table(rows: list[dict]) -> str:

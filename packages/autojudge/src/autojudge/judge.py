@@ -14,7 +14,6 @@ The judge is saved as ``judge.safetensors`` (mean, scale, weight, bias, threshol
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autojudge.config import C_GRID, SETUPS, JudgeConfig
 from autojudge.engine import CachedLM
 from papercore.io import load_tensors, read_json, save_tensors, write_json
 
 log = logging.getLogger(__name__)
 
-SETUPS = ("DD-DT", "DT")
-C_GRID = tuple(math.sqrt(10) ** -k for k in range(1, 15)) + (1.0, 3.0, 10.0, 50.0, 100.0)
+__all__ = ["C_GRID", "SETUPS", "Judge", "extract_features", "select", "split_by_problem", "train_judge"]
 JUDGE_VERSION = 1
 
 
@@ -36,11 +35,16 @@ JUDGE_VERSION = 1
 def extract_features(records: list[dict], target, draft, progress: bool = True) -> dict[str, torch.Tensor]:
     """``draft`` [N, Hd] and ``target`` [N, Ht] hidden states, ``label`` (1 = important), ``group``
     (problem index), ``oracle`` (-1 unknown) and ``rel_pos`` for every labelled mismatch."""
+    from autojudge.miner import reference_failed
     from papercore.runtime import progress as bar
 
     out = {k: [] for k in ("draft", "target", "label", "group", "oracle", "rel_pos")}
+    skipped = 0
     for g, rec in enumerate(bar(records, desc="features") if progress else records):
         ms = rec["mismatches"]
+        if ms and reference_failed(rec.get("reference_answer", "")):
+            skipped += 1  # mined by an older release against no reference: the labels mean nothing
+            continue
         if not ms:
             continue
         P = len(rec["prompt_ids"])
@@ -76,6 +80,8 @@ def extract_features(records: list[dict], target, draft, progress: bool = True) 
             o = m.get("oracle")
             out["oracle"].append(-1 if o is None else int(o))
             out["rel_pos"].append(p - P)
+    if skipped:
+        log.warning("skipped %d problems mined without a reference answer (the checker found none)", skipped)
     if not out["label"]:
         raise ValueError("no labelled mismatches in the mined records: mine more problems")
     return {
@@ -185,46 +191,62 @@ class Judge:
             raise ValueError(f"judge expects {self.weight.numel()} features, these models give {width}")
 
 
-def split_by_problem(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean train/val masks; whole problems go to one side."""
+def split_by_problem(
+    groups: np.ndarray, val_fraction: float, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean train/val masks; whole problems go to one side.
+
+    With ``labels``: when the shuffled validation problems miss a label that two or more training
+    problems have, the first of those (in shuffled order) moves to validation, so that both sides
+    hold both labels whenever the data allow it (rare important mismatches on a small run)."""
     uniq = np.unique(groups)
     rng = np.random.default_rng(seed)
     rng.shuffle(uniq)
     n_val = max(1, round(val_fraction * len(uniq)))
-    val = np.isin(groups, uniq[:n_val])
+    val_groups, train_groups = list(uniq[:n_val]), list(uniq[n_val:])
+    if labels is not None:
+        has = {g: set(np.unique(labels[groups == g]).tolist()) for g in uniq}
+        for c in (0, 1):
+            if any(c in has[g] for g in val_groups):
+                continue
+            holders = [g for g in train_groups if c in has[g]]
+            if len(holders) >= 2:
+                train_groups.remove(holders[0])
+                val_groups.append(holders[0])
+    val = np.isin(groups, val_groups)
     return ~val, val
 
 
 def train_judge(
     features: dict[str, torch.Tensor],
-    setup: str = "DD-DT",
+    config: JudgeConfig | None = None,
     *,
-    val_fraction: float = 0.1,
-    seed: int = 52,
-    n_thresholds: int = 26,
-    c_grid: tuple[float, ...] = C_GRID,
-    train_on_all: bool = False,
     fingerprints: dict | None = None,
 ) -> tuple[Judge, dict]:
-    """Fit StandardScaler + LogisticRegression for every C, keep the best validation ROC-AUC; thresholds
-    are quantiles ``linspace(0, 1, n_thresholds)`` of validation P(important)."""
+    """Fit StandardScaler + LogisticRegression for every C of ``config.c_grid``, keep the best
+    validation ROC-AUC; thresholds are quantiles ``linspace(0, 1, n_thresholds)`` of validation
+    P(important). Returns the judge and a report (C, ROC-AUC per C, split sizes)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
 
-    X = select(features, setup).double().numpy()
+    cfg = config or JudgeConfig()
+    X = select(features, cfg.setup).double().numpy()
     y = features["label"].numpy()
     groups = features["group"].numpy()
     if len(np.unique(y)) < 2:
         raise ValueError("the mined labels have one class only: mine more problems")
-    tr, va = split_by_problem(groups, val_fraction, seed)
+    tr, va = split_by_problem(groups, cfg.val_fraction, cfg.split_seed, labels=y)
     if len(np.unique(y[va])) < 2 or len(np.unique(y[tr])) < 2:
-        raise ValueError("the train or validation split has one class only: mine more problems")
+        raise ValueError(
+            f"the train or validation split has one class only ({int(y.sum())} important of {len(y)} "
+            f"mismatches in {len(np.unique(groups))} problems): mine more problems"
+        )
     scaler = StandardScaler().fit(X[tr])
     Xtr, Xva = scaler.transform(X[tr]), scaler.transform(X[va])
     scores = {}
     best = None
-    for C in c_grid:
+    for C in cfg.c_grid:
         lr = LogisticRegression(C=C, max_iter=2000).fit(Xtr, y[tr])
         auc = roc_auc_score(y[va], lr.predict_proba(Xva)[:, 1])
         scores[C] = auc
@@ -232,14 +254,14 @@ def train_judge(
             best = (auc, C, lr)
     auc, C, lr = best
     p_val = lr.predict_proba(Xva)[:, 1]
-    quantiles = np.linspace(0, 1, n_thresholds)
+    quantiles = np.linspace(0, 1, cfg.n_thresholds)
     thresholds = np.quantile(p_val, quantiles)
-    if train_on_all:
+    if cfg.train_on_all:
         scaler = StandardScaler().fit(X)
         lr = LogisticRegression(C=C, max_iter=2000).fit(scaler.transform(X), y)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     judge = Judge(
-        setup,
+        cfg.setup,
         torch.tensor(scaler.mean_, dtype=torch.float32),
         torch.tensor(scale, dtype=torch.float32),
         torch.tensor(lr.coef_[0], dtype=torch.float32),
@@ -251,7 +273,7 @@ def train_judge(
         fingerprints or {},
     )
     report = {
-        "setup": setup,
+        "setup": cfg.setup,
         "C": C,
         "val_auc": auc,
         "auc_by_C": {f"{c:.3g}": s for c, s in scores.items()},

@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from autojudge.checkers import safe_answer
+from autojudge.checkers import FAILED, safe_answer
+from autojudge.config import FOLLOW, MineConfig, TaskConfig
 from autojudge.data import Item, encode_prompt
 from autojudge.engine import CachedLM
 
@@ -46,10 +47,11 @@ class GreedyLM(Protocol):
 
 
 class HFGreedyLM:
-    """:class:`GreedyLM` over a transformers causal LM, with a KV cache reused across calls."""
+    """:class:`GreedyLM` over a transformers causal LM, with a KV cache reused across calls (``vocab``:
+    argmax over the first ``vocab`` logits, the vocabulary shared with the other model)."""
 
-    def __init__(self, model):
-        self.lm = CachedLM(model)
+    def __init__(self, model, vocab: int | None = None):
+        self.lm = CachedLM(model, vocab)
         self._pred: list[int] = [-1]
 
     def predictions(self, seq):
@@ -81,7 +83,10 @@ def mine_one(
     eos: set[int],
     follow: str = "alternative",
 ) -> dict:
-    """Run the semi-greedy search on one prompt; returns the record written by :func:`mine`."""
+    """Run the semi-greedy search on one prompt; returns the record written by :func:`mine`.
+
+    When the checker fails or finds no answer in the target's own response there is no reference to
+    compare alternatives with: the problem is skipped (no mismatches; ``reference_failed`` is set)."""
     if follow not in FOLLOW:
         raise ValueError(f"follow must be one of {', '.join(FOLLOW)}, got {follow!r}")
     t0 = time.perf_counter()
@@ -89,12 +94,15 @@ def mine_one(
     y0 = list(prompt_ids) + target.continue_greedy(prompt_ids, max_new_tokens, eos)
     alpha = safe_answer(checker, decode(y0[P:]), item)
     y, mismatches, calls = y0, [], 1
-    if follow in ("alternative", "both"):
+    failed = reference_failed(alpha)
+    if failed:
+        log.info("problem %s: %s; skipped", item.uid, failed)
+    elif follow in ("alternative", "both"):
         y, mismatches, n = _search(
             target, draft, y0, P, decode, checker, item, max_new_tokens, eos, alpha, True
         )
         calls += n
-    if follow in ("target", "both"):
+    if not failed and follow in ("target", "both"):
         _, more, n = _search(target, draft, y0, P, decode, checker, item, max_new_tokens, eos, alpha, False)
         calls += n
         seen = {m["pos"] for m in mismatches if y[: m["pos"]] == y0[: m["pos"]]}  # same context twice
@@ -108,10 +116,17 @@ def mine_one(
         "mismatches": mismatches,
         "target_generations": calls,
         "seconds": round(time.perf_counter() - t0, 4),
+        **({"reference_failed": failed} if failed else {}),
     }
 
 
-FOLLOW = ("alternative", "target", "both")
+def reference_failed(answer) -> str | None:
+    """Why a reference answer cannot label mismatches (the checker failed or found nothing), or None."""
+    if answer == FAILED:
+        return "the checker failed on the target's own response"
+    if answer is None:
+        return "the checker found no answer in the target's own response"
+    return None
 
 
 def _search(target, draft, y, P, decode, checker, item, max_new_tokens, eos, alpha, move: bool):
@@ -164,6 +179,46 @@ def _read_done(path: Path) -> dict[str, dict]:
     return done
 
 
+MANIFEST = "mining.json"
+
+
+def _checker_name(checker) -> str:
+    if hasattr(checker, "__qualname__"):
+        return f"{getattr(checker, '__module__', '?')}:{checker.__qualname__}"
+    return repr(checker)  # a configured instance such as CodeChecker(timeout=5.0, memory_mb=1024)
+
+
+def check_manifest(out: str | os.PathLike, fingerprints: dict, settings: dict) -> None:
+    """Refuse to add to a mining folder made with other models or settings (one-line ValueError);
+    write ``OUT/mining.json`` when the folder has none."""
+    from papercore.config import config_diff
+    from papercore.io import read_json, write_json
+
+    out = Path(out)
+    path = out / MANIFEST
+    if path.is_file():
+        saved = read_json(path)
+        for k in ("target", "draft"):
+            before, now = saved.get("fingerprints", {}).get(k), fingerprints.get(k)
+            if before != now:
+                raise ValueError(
+                    f"{out} was mined with another {k} model (fingerprint {before} != {now}): resume with "
+                    "the same models or use a new output folder"
+                )
+        diff = config_diff(saved.get("settings", {}), settings)
+        if diff:
+            raise ValueError(
+                f"{out} was mined with other settings ({diff}, saved != now): pass the same settings to "
+                "resume or use a new output folder"
+            )
+        return
+    if any(f.stat().st_size for f in out.glob("mined-*.jsonl")):
+        log.warning(
+            "%s has mined records but no %s (an older release): the resume is not checked", out, MANIFEST
+        )
+    write_json(path, {"fingerprints": fingerprints, "settings": settings})
+
+
 def mine(
     items: list[Item],
     target,
@@ -171,40 +226,115 @@ def mine(
     tokenizer,
     checker,
     out: str | os.PathLike,
+    config: MineConfig | None = None,
+    task: TaskConfig | None = None,
     *,
-    max_new_tokens: int = 128,
+    num_problems: int | None = None,
     shard: int = 0,
     num_shards: int = 1,
     progress: bool = True,
-    follow: str = "alternative",
+    settings: dict | None = None,
 ) -> Path:
-    """Mine every item of this shard (``index % num_shards == shard``) into ``OUT/mined-*.jsonl``,
-    one JSON line per problem, flushed as it finishes. Rerunning skips finished problems (resume)."""
+    """Mine the first ``num_problems`` items (all when None) of this shard (``index % num_shards ==
+    shard``) into ``OUT/mined-*.jsonl``, one JSON line per problem, flushed as it finishes.
+
+    Rerunning resumes: finished problems are skipped, after checking that ``OUT/mining.json`` records
+    the same models (fingerprints), ``config`` (except how much to mine), ``task`` and ``settings``
+    (the CLI's data and seed); a mismatch is a one-line ValueError. With ``config.min_per_class``
+    (one shard), the next items are mined too until both labels have that many mismatches, up to
+    ``config.max_problems`` problems in all: a ValueError names the counts when the cap (or the
+    items) run out first. Problems whose target response the checker cannot read are skipped and
+    counted; more than ``config.max_failed_share`` of them is a ValueError. ``checker`` None: the
+    one ``task.checker`` names.
+    """
+    from autojudge.checkers import load_checker
     from autojudge.engine import _eos_ids
-    from autojudge.models import check_same_vocab
+    from autojudge.models import check_same_vocab, fingerprint
     from papercore.runtime import progress as bar
 
+    config, task = config or MineConfig(), task or TaskConfig()
     if not items:
         raise ValueError("the mining set is empty: pass some problems (e.g. --num-problems 50)")
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard must be in [0, num_shards), got {shard} of {num_shards}")
-    check_same_vocab(target, draft)
+    if checker is None:
+        checker = load_checker(task.checker, "builtin" if items[0].problem is not None else None)
+    vocab = check_same_vocab(target, draft, tokenizer)
+    n0 = len(items) if num_problems is None else min(num_problems, len(items))
+    mine_settings = {
+        **{k: v for k, v in config.to_dict().items() if k not in MineConfig.RESUMABLE},
+        **task.to_dict(),
+        "checker": _checker_name(checker),
+        **(settings or {}),
+    }
+    check_manifest(out, {"target": fingerprint(target), "draft": fingerprint(draft)}, mine_settings)
     path = shard_path(out, shard, num_shards)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = _read_done(path)
-    todo = [it for i, it in enumerate(items) if i % num_shards == shard and it.uid not in done]
+    mine_set = [it for i, it in enumerate(items[:n0]) if i % num_shards == shard]
+    todo = [it for it in mine_set if it.uid not in done]
     if done:
         log.info("resuming %s: %d problems done, %d to go", path, len(done), len(todo))
     eos = _eos_ids(target, tokenizer, None)
-    t_lm, d_lm = HFGreedyLM(target), HFGreedyLM(draft)
+    t_lm, d_lm = HFGreedyLM(target, vocab), HFGreedyLM(draft, vocab)
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
-    with open(path, "a") as f:
-        for it in bar(todo, desc=f"mine {shard}/{num_shards}") if progress else todo:
-            rec = mine_one(
-                t_lm, d_lm, encode_prompt(tokenizer, it), decode, checker, it, max_new_tokens, eos, follow
+
+    def counts() -> tuple[int, int, int, int]:
+        recs = [done[it.uid] for it in mine_set if it.uid in done]
+        labels = [m["important"] for r in recs for m in r["mismatches"]]
+        return (
+            len(recs),
+            sum(bool(r.get("reference_failed")) for r in recs),
+            sum(labels),
+            len(labels) - sum(labels),
+        )
+
+    def check_failures() -> None:
+        n, failed, _, _ = counts()
+        if n and failed / n > config.max_failed_share:
+            raise ValueError(
+                f"the checker found no answer in the target's own response on {failed} of {n} problems "
+                f"({failed / n:.0%}, more than max_failed_share {config.max_failed_share:.0%}); those "
+                "problems are skipped: check the checker and max_new_tokens (a cut response has no answer)"
             )
+
+    with open(path, "a") as f:
+
+        def run(it: Item) -> None:
+            ids = encode_prompt(tokenizer, it, chat_template=task.chat_template)
+            rec = mine_one(t_lm, d_lm, ids, decode, checker, it, task.max_new_tokens, eos, config.follow)
             f.write(json.dumps(rec) + "\n")
             f.flush()
+            done[it.uid] = rec
+
+        for it in bar(todo, desc=f"mine {shard}/{num_shards}") if progress else todo:
+            run(it)
+        check_failures()
+        if config.min_per_class and num_shards == 1:
+            cap, nxt = min(config.max_problems, len(items)), n0
+            while True:
+                n, _, imp, unimp = counts()
+                if min(imp, unimp) >= config.min_per_class:
+                    break
+                if nxt >= cap:
+                    limit = (
+                        f"max_problems {config.max_problems}"
+                        if cap == config.max_problems
+                        else f"all {len(items)} problems of the data"
+                    )
+                    raise ValueError(
+                        f"after {n} problems ({limit}) the mined labels have {imp} important and {unimp} "
+                        f"unimportant mismatches, fewer than min_per_class {config.min_per_class} of each: "
+                        "mine more problems (max_problems), lower min_per_class, or use another model pair"
+                    )
+                if nxt == n0:
+                    log.info("%d important and %d unimportant mismatches: mining more problems", imp, unimp)
+                it = items[nxt]
+                nxt += 1
+                mine_set.append(it)
+                if it.uid not in done:
+                    run(it)
+                    check_failures()
     return path
 
 
@@ -228,6 +358,7 @@ def label_stats(records: list[dict]) -> dict:
     imp = [m for m in known if m["important"]]
     return {
         "problems": len(records),
+        "reference_failed": sum(bool(r.get("reference_failed")) for r in records),
         "mismatches": len(ms),
         "important": sum(m["important"] for m in ms),
         "important_share": sum(m["important"] for m in ms) / max(1, len(ms)),

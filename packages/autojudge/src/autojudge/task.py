@@ -38,6 +38,10 @@ CONNECTIVES = ("So ", "Then ", "Thus ", "")
 EQUALS = ("=", " = ")
 MAX_VALUE = 99
 TASK_VERSION = 4
+# Versions of the task: values up to ``max_value``, ``num_steps`` steps. ``builtin-small`` is the
+# demo's: one step on values up to 19, which a 3-layer model learns within the demo's minute of
+# training (on the full task it still mis-copies operators and operands from the prompt then).
+VARIANTS = {"builtin": (MAX_VALUE, (2, 4)), "builtin-small": (19, (1, 1))}
 
 
 @dataclass(frozen=True)
@@ -71,24 +75,39 @@ def _apply(x: int, op: str, k: int) -> int:
     return x + k if op == "+" else x - k if op == "-" else x * k
 
 
-def make_problem(rng: random.Random, uid: str = "") -> Problem:
-    """A random problem: start 2..9, 2..4 steps of +k, -k (k 1..9) or *k (k 2..3), values in
-    0..MAX_VALUE."""
+def make_problem(
+    rng: random.Random, uid: str = "", max_value: int = MAX_VALUE, num_steps: tuple[int, int] = (2, 4)
+) -> Problem:
+    """A random problem: start 2..9, ``num_steps`` (2..4) steps of +k, -k (k 1..9) or *k (k 2..3),
+    values in 0..max_value."""
     start = rng.randint(2, 9)
     steps, x = [], start
-    for _ in range(rng.randint(2, 4)):
-        options = [("+", k) for k in range(1, 10) if x + k <= MAX_VALUE]
+    for _ in range(rng.randint(*num_steps)):
+        options = [("+", k) for k in range(1, 10) if x + k <= max_value]
         options += [("-", k) for k in range(1, 10) if x - k >= 0]
-        options += [("*", k) for k in (2, 3) if x * k <= MAX_VALUE]
+        options += [("*", k) for k in (2, 3) if x * k <= max_value]
         op, k = rng.choice(options)
         steps.append((op, k))
         x = _apply(x, op, k)
     return Problem(start, tuple(steps), uid)
 
 
-def problems(n: int, seed: int = 0, split: str = "eval") -> list[Problem]:
-    """``n`` problems, deterministic in ``(seed, split)`` (each problem has its own generator)."""
-    return [make_problem(random.Random(f"{split}-{seed}-{i}"), uid=f"{split}-{seed}-{i}") for i in range(n)]
+def _variant(variant: str) -> tuple[int, tuple[int, int], str]:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown task variant {variant!r}: choose from {', '.join(VARIANTS)}")
+    max_value, num_steps = VARIANTS[variant]
+    return max_value, num_steps, "" if variant == "builtin" else f"-{variant}"
+
+
+def problems(n: int, seed: int = 0, split: str = "eval", variant: str = "builtin") -> list[Problem]:
+    """``n`` problems of a task variant, deterministic in ``(seed, split, variant)`` (each problem has
+    its own generator, so the first ``n`` of a longer list are the same)."""
+    max_value, num_steps, suffix = _variant(variant)
+    tag = split + suffix
+    return [
+        make_problem(random.Random(f"{tag}-{seed}-{i}"), f"{tag}-{seed}-{i}", max_value, num_steps)
+        for i in range(n)
+    ]
 
 
 @dataclass(frozen=True)
@@ -135,12 +154,13 @@ def render(problem: Problem, rng: random.Random, style: StylePolicy, values: lis
     return "".join(parts)
 
 
-def corpus(style: StylePolicy, n: int, seed: int) -> list[str]:
-    """``n`` documents ``prompt + solution`` for language-model training."""
-    rng = random.Random(f"corpus-{style.name}-{seed}")
+def corpus(style: StylePolicy, n: int, seed: int, variant: str = "builtin") -> list[str]:
+    """``n`` documents ``prompt + solution`` of a task variant for language-model training."""
+    max_value, num_steps, suffix = _variant(variant)
+    rng = random.Random(f"corpus-{style.name}-{seed}{suffix}")
     out = []
     for i in range(n):
-        p = make_problem(rng, uid=str(i))
+        p = make_problem(rng, str(i), max_value, num_steps)
         out.append(p.prompt + render(p, rng, style))
     return out
 
