@@ -100,3 +100,19 @@ def test_fingerprint_check(random_pair, tmp_path):
     judge.check_models(target, draft)
     with pytest.raises(ValueError, match="another target"):
         judge.check_models(draft, target)
+
+
+def test_split_moves_a_problem_so_validation_has_both_labels():
+    """Rare important mismatches (the demo's small runs): when the shuffled validation problems have
+    none, a training problem with one moves over, so the judge can still be validated."""
+    from autojudge.judge import split_by_problem
+
+    groups = np.repeat(np.arange(10), 4)
+    labels = np.zeros(40, dtype=int)
+    labels[[1, 13, 30]] = 1  # problems 0, 3 and 7 hold the only important mismatches
+    tr, va = split_by_problem(groups, 0.2, 0, labels=None)
+    plain_val = set(groups[va])
+    assert not labels[va].any()  # this seed's plain split has no important mismatch in validation
+    tr, va = split_by_problem(groups, 0.2, 0, labels=labels)
+    assert labels[va].any() and labels[tr].any() and set(groups[va]) > plain_val
+    assert not set(groups[va]) & set(groups[tr])
