@@ -111,3 +111,21 @@ def test_eval_stream_follows_corpus_protocol(tokenizer, monkeypatch):
     assert stream.tolist() == expected
     with pytest.raises(ValueError, match="no held-out split"):
         get_eval_stream("redpajama", tokenizer)
+
+
+def test_token_streams_are_cached_by_content(tokenizer, tmp_path, monkeypatch):
+    from papercore.llm.data import sampling
+
+    monkeypatch.setenv("PAPERCORE_CACHE", str(tmp_path))
+    monkeypatch.setattr(sampling, "_STREAMS", {})
+    docs = ["def f(x):\n    return x", "class A:\n    pass"]
+    first = sampling.cached_token_stream(docs, tokenizer)
+    assert torch.equal(first, sampling.token_stream(docs, tokenizer))
+    assert len(list((tmp_path / "tokens").glob("*.safetensors"))) == 1
+    first[0] = -1  # a caller writing into its copy does not touch the cache
+    monkeypatch.setattr(sampling, "_STREAMS", {})  # a new process: read back from disk, no tokenizing
+    monkeypatch.setattr(sampling, "token_stream", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tokenized")))
+    again = sampling.cached_token_stream(docs, tokenizer)
+    assert again[0] != -1 and torch.equal(again, sampling.cached_token_stream(docs, tokenizer))
+    with pytest.raises(AssertionError, match="tokenized"):  # other text: another key
+        sampling.cached_token_stream([*docs, "x = 1"], tokenizer)

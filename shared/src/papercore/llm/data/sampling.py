@@ -18,6 +18,7 @@ of documents, so a window may span a document boundary (marked by EOS or the joi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -114,6 +115,59 @@ def sample_windows(stream: torch.Tensor, nsamples: int, seqlen: int, seed: int =
     return stream[starts[:, None] + torch.arange(seqlen)].long()
 
 
+_STREAMS: dict[str, torch.Tensor] = {}
+
+
+def _tokenizer_fingerprint(tokenizer) -> str | None:
+    """A hash of everything that decides a fast tokenizer's ids (None for other tokenizers: not cached)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    extra = repr((type(tokenizer).__name__, sorted(tokenizer.special_tokens_map.items()),
+                  getattr(tokenizer, "add_bos_token", None), getattr(tokenizer, "add_eos_token", None),
+                  tokenizer.eos_token_id))  # fmt: skip
+    return hashlib.sha256((backend.to_str() + extra).encode()).hexdigest()
+
+
+def cached_token_stream(
+    docs: Sequence[str], tokenizer, *, add_eos: bool = True, joiner: str | None = None
+) -> torch.Tensor:
+    """:func:`token_stream`, cached in memory and under ``$PAPERCORE_CACHE/tokens`` by content.
+
+    The key hashes the documents, the joining rule and the tokenizer (its serialised model, special
+    tokens and BOS/EOS settings), so a changed corpus or tokenizer never reads a stale stream.
+    Tokenizing the standard-library corpus takes seconds; every LLM package's calibration and
+    evaluation reads it many times.
+    """
+    fp = _tokenizer_fingerprint(tokenizer)
+    if fp is None:
+        return token_stream(docs, tokenizer, add_eos=add_eos, joiner=joiner)
+    h = hashlib.sha256(repr((fp, add_eos, joiner, len(docs))).encode())
+    for d in docs:
+        h.update(d.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    key = h.hexdigest()[:32]
+    if key in _STREAMS:
+        return _STREAMS[key].clone()  # callers may write into what they get
+    from papercore.io import cache_dir, load_tensors, save_tensors
+
+    path = cache_dir("tokens", f"{key}.safetensors")
+    stream = None
+    if path.is_file():
+        try:
+            stream = load_tensors(path)["ids"]
+        except Exception:  # a corrupt entry is rebuilt
+            stream = None
+    if stream is None:
+        stream = token_stream(docs, tokenizer, add_eos=add_eos, joiner=joiner)
+        try:
+            save_tensors(path, {"ids": stream})
+        except OSError as e:  # a read-only cache only costs speed
+            logger.debug("token cache not written: %s", e)
+    _STREAMS[key] = stream
+    return stream.clone()
+
+
 def eval_windows(stream: torch.Tensor, seqlen: int, max_windows: int | None = None) -> torch.Tensor:
     """Consecutive non-overlapping windows of ``seqlen`` tokens (GPTQ perplexity protocol).
 
@@ -204,7 +258,7 @@ def get_calibration_data(
         max_chars = 32 * nsamples * seqlen
     if max_chars is not None:
         docs = subset_docs(docs, max_chars, seed, contiguous=joiner is not None and not (spec and spec.large))
-    stream = token_stream(docs, tokenizer, joiner=joiner)
+    stream = cached_token_stream(docs, tokenizer, joiner=joiner)
     logger.info("calibration stream for %s/%s: %d tokens", name_or_path, split, stream.numel())
     return sample_windows(stream, nsamples, seqlen, seed)
 
@@ -238,6 +292,6 @@ def get_eval_stream(
     docs = load_text(name_or_path, split, text_field=text_field)
     if spec is not None and spec.eval_docs is not None:
         docs = docs[: spec.eval_docs]
-    stream = token_stream(docs, tokenizer, joiner=spec.joiner if spec is not None else None)
+    stream = cached_token_stream(docs, tokenizer, joiner=spec.joiner if spec is not None else None)
     logger.info("eval stream for %s/%s: %d tokens", name_or_path, split, stream.numel())
     return stream
