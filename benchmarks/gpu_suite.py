@@ -40,61 +40,54 @@ class Step:
 
 
 # Priority order: the open goals first. Timeouts are sized so the first steps always fit.
+_W2 = "packages/w2gn/benchmarks/bench_w2.py"
+_WIN = "packages/wbar/benchmarks/bench_win.py"
 STEPS = [
     Step(
         "w2gn-speed",
         "packages/w2gn/benchmarks/bench_speed.py",
-        ["--dim", "16", "--batch", "1024", "--steps", "900"],
+        "--dim 16 --batch 1024 --steps 900".split(),
         150,
     ),
-    Step("aqlm-matvec", "packages/aqlm/benchmarks/bench_matvec.py", [], 120),
     Step("spqr-matvec", "packages/spqr/benchmarks/bench_matvec.py", [], 120),
     Step(
-        "w2gn-gaussians",
-        "packages/w2gn/benchmarks/bench_w2.py",
-        [
-            "--suite",
-            "gaussians",
-            "--dims",
-            "2,16,64,256,1024",
-            "--solvers",
-            "w2gn,bures",
-            "--seeds",
-            "1",
-            "--steps",
-            "5000",
-            "--batch",
-            "256",
-            "--widths",
-            "w2gn",
-            "--time-limit",
-            "120",
-        ],
-        180,
-    ),  # fmt: skip
-    Step(
         "w2gn-mix",
-        "packages/w2gn/benchmarks/bench_w2.py",
-        [
-            "--suite",
-            "mix3tomix10",
-            "--dims",
-            "2,4,8,16,32,64,128",
-            "--solvers",
-            "w2gn,mm,bures",
-            "--seeds",
-            "1",
-            "--steps",
-            "5000",
-            "--time-limit",
-            "150",
-        ],
+        _W2,
+        (
+            "--suite mix3tomix10 --pairs .gpu/Mix3toMix10 --dims 2,4,8,16,32,64,128 "
+            "--solvers w2gn,mm,bures --seeds 1 --steps 20000 --time-limit 150"
+        ).split(),
         200,
-    ),  # fmt: skip
-    Step("aquakv-step", "packages/aquakv/benchmarks/bench_step.py", ["--context", "8192"], 120),
+    ),
+    Step(
+        "wbar-location-scatter",
+        _WIN,
+        (
+            "--suite location-scatter --dims 16,64 --bases gaussian,uniform --seeds 1 "
+            "--steps 10 --batch 1024 --time-limit 150"
+        ).split(),
+        200,
+    ),
+    Step("aqlm-matvec", "packages/aqlm/benchmarks/bench_matvec.py", [], 120),
+    Step(
+        "w2gn-gaussians",
+        _W2,
+        (
+            "--suite gaussians --dims 64,256,1024,4096 --solvers w2gn,bures --seeds 1 --steps 5000 "
+            "--batch 256 --widths w2gn --time-limit 150"
+        ).split(),
+        200,
+    ),
+    Step("aquakv-step", "packages/aquakv/benchmarks/bench_step.py", "--context 8192".split(), 120),
     Step("hogwild-attention", "packages/hogwild/benchmarks/bench_attention.py", ["--quick"], 90),
     Step("aqlm-decode", "packages/aqlm/benchmarks/bench_decode.py", [], 120),
     Step("spqr-decode", "packages/spqr/benchmarks/bench_decode.py", [], 120),
+    Step(
+        "wbar-ave-synth",
+        _WIN,
+        "--suite ave-synth --seeds 1 --steps 10 --not-steps 20 --batch 64".split(),
+        300,
+    ),
 ]
 
 
