@@ -464,7 +464,7 @@ class CLI:
         global _current_command
         try:
             cmd, parts, common, extra = self.resolve(argv)
-        except SystemExit as e:  # argparse: --help, --version (0) or a usage error (2, one line already printed)
+        except SystemExit as e:  # argparse: --help/--version (0) or a usage error (2, one line printed)
             return e.code if isinstance(e.code, int) else 2
         except (UserError, ConfigError, ValueError) as e:
             print(f"{self.prog}: error: {_one_line(e)}", file=sys.stderr)

@@ -124,7 +124,9 @@ def test_token_streams_are_cached_by_content(tokenizer, tmp_path, monkeypatch):
     assert len(list((tmp_path / "tokens").glob("*.safetensors"))) == 1
     first[0] = -1  # a caller writing into its copy does not touch the cache
     monkeypatch.setattr(sampling, "_STREAMS", {})  # a new process: read back from disk, no tokenizing
-    monkeypatch.setattr(sampling, "token_stream", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tokenized")))
+    monkeypatch.setattr(
+        sampling, "token_stream", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tokenized"))
+    )
     again = sampling.cached_token_stream(docs, tokenizer)
     assert again[0] != -1 and torch.equal(again, sampling.cached_token_stream(docs, tokenizer))
     with pytest.raises(AssertionError, match="tokenized"):  # other text: another key
