@@ -493,7 +493,7 @@ class PairwiseBarycenter:
         return [self.P1, PushforwardSampler(self.P1, self._grad)]
 
     def sample_joint(self, n: int, generator=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``y ~ Q`` and its images ``[x_1, x_2] = [T_1(y), T_2(y)]`` from one draw of :math:`x_1 \sim P_1`."""
+        r"""``y ~ Q`` and its images ``[x_1, x_2] = [T_1(y), T_2(y)]`` from one draw of :math:`x_1 \sim P_1`."""
         x1 = self.P1.sample(n, generator)
         x2 = self._grad(x1)
         return 0.5 * (x1 + x2), [x1, x2]
