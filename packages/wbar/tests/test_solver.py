@@ -55,7 +55,14 @@ def test_bad_marginals():
 def test_arrays_inverse_maps_and_resume(tmp_path):
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(512, 2)) + c for c in ([-2, 0], [2, 0])]
-    cfg = WINConfig(not_steps=3, generator_steps=3, inverse_maps=True, inverse_steps=3, pretrain_steps=20)
+    cfg = WINConfig(
+        not_steps=3,
+        generator_steps=3,
+        inverse_maps=True,
+        inverse_steps=3,
+        inverse_final_steps=3,
+        pretrain_steps=20,
+    )
     whole = fit(
         arrays, [0.5, 0.5], cfg, WINTrainConfig(steps=4, batch_size=64), out=tmp_path / "a", device="cpu"
     )

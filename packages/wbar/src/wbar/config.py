@@ -51,7 +51,7 @@ class WINConfig(Config):
         default=50, metadata={"help": "NOT rounds per marginal per outer iteration for the inverse maps"}
     )
     inverse_final_steps: int = field(
-        default=200,
+        default=1000,
         metadata={
             "help": "extra NOT rounds per marginal for the inverse maps after the last outer iteration (the generator no longer moves)"
         },
