@@ -116,3 +116,6 @@ def test_bench_location_scatter(tmp_path, capsys):
     rows = json.loads((tmp_path / "results.json").read_text())
     assert rows[0]["suite"] == "location-scatter" and rows[0]["free_support_500_bw2_uvp"] >= 0
     assert "| location-scatter | 2 | gaussian | win_bw2_uvp |" in capsys.readouterr().out
+    assert (tmp_path / "results.png").stat().st_size > 0
+    assert main(["bench", "--dims", "2", "--out", str(tmp_path / "b"), "--no-plot", *FAST]) == 0
+    assert (tmp_path / "b" / "results.json").is_file() and not (tmp_path / "b" / "results.png").exists()

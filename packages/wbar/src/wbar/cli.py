@@ -149,7 +149,10 @@ class BenchOptions:
         default_factory=lambda: ["gaussian"], metadata={"help": "location-scatter bases"}
     )
     seeds: int = field(default=1, metadata={"help": "seeds (mean ± std)"})
-    out: Path | None = field(default=None, metadata={"help": "write results.json and results.md here"})
+    out: Path | None = field(
+        default=None, metadata={"help": "write results.json, results.md and results.png here"}
+    )
+    plot: bool = field(default=True, metadata={"help": "write results.png next to the results"})
 
 
 def bench_cmd(cfg: WINConfig, train: WINTrainConfig, opts: BenchOptions, common: CommonOptions) -> int:
@@ -172,7 +175,20 @@ def bench_cmd(cfg: WINConfig, train: WINTrainConfig, opts: BenchOptions, common:
         write_json(opts.out / "results.json", rows)
         (opts.out / "results.md").write_text(md + "\n")
         write_resolved_config(opts.out, cfg, train, opts, common=common)
+        if opts.plot:
+            _plot_bench(rows, opts.out / "results.png")
     return 0
+
+
+def _plot_bench(rows: list[dict], path: Path) -> None:
+    """Every seed's error metrics (BW2-UVP, sample W2², FD, L2-UVP) against the dimension."""
+    from papercore.plot import pareto
+
+    keys = ("bw2_uvp", "_w2", "fd", "l2_uvp")
+    pts = [(r["dim"], v, k) for r in rows for k, v in r.items()
+           if any(t in k for t in keys) and "over" not in k and isinstance(v, int | float)]  # fmt: skip
+    pareto(path, pts, xlabel="dimension D", ylabel="error (BW2-UVP %, W2², FD or L2-UVP %)",
+           maximize_y=False, title=f"wbar bench: {rows[0]['suite']}")  # fmt: skip
 
 
 def demo(common: CommonOptions) -> int:
