@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from laplatgan import LGAN, LaplatGAN, LaplatGANConfig, LaplatTrainConfig, LatentGMM, fit, pyramid, synthetic
+from laplatgan.pyramid import make_critic, make_generator
 from laplatgan.train import train_gan
 
 TINY = LaplatGANConfig(levels=(32, 64, 128), encoder=(16,), bottleneck=16, decoder=(32,), z_dim=8, gen_hidden=(16,),
@@ -64,7 +65,7 @@ def test_original_gp_flag_penalises_the_residual(monkeypatch):
     for original, far in ((True, False), (False, True)):
         seen.clear()
         cfg = dataclasses.replace(TINY, bottleneck=4, z_dim=2, original_gp=original, n_critic=1)
-        gen, critic = T.make_generator(cfg, 1), T.make_critic(cfg, 1)
+        gen, critic = make_generator(cfg, 1), make_critic(cfg, 1)
         train_gan(
             gen, critic, real, cond, cfg, dataclasses.replace(BUDGET, steps=1, checkpoint_every=0), plot=False
         )
@@ -91,3 +92,17 @@ def test_pyramid_subsets_are_nested():
     assert torch.equal(torch.sort(p[128][0, :, 0]).values, torch.sort(x[0, :, 0]).values)
     with pytest.raises(ValueError, match="fewer than the top level"):
         pyramid(x[:, :100], (32, 64, 128))
+
+
+def test_synthetic_splits_are_seeded_and_disjoint(tmp_path):
+    a, b = synthetic("box", 4, 2, 3, points=64, seed=0), synthetic("box", 4, 2, 3, points=64, seed=0)
+    assert torch.equal(a.train, b.train) and torch.equal(a.test, b.test) and a.train.shape == (4, 64, 3)
+    assert not torch.equal(a.test, a.test2) and not torch.equal(a.train[:2], a.val)
+    assert not torch.equal(a.train, synthetic("box", 4, 2, 3, points=64, seed=1).train)
+    from laplatgan.data import from_folder
+    from papercore.geometry.io import write_cloud
+
+    for i in range(5):
+        write_cloud(tmp_path / f"{i}.npy", torch.rand(64, 3))
+    with pytest.raises(ValueError, match="needs at least 10"):
+        from_folder(tmp_path, 64)
