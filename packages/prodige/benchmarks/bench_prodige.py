@@ -3,6 +3,7 @@
     python benchmarks/bench_prodige.py --part compression --data digits   # writes results/<part>.json
     python benchmarks/bench_prodige.py --part compression --data swissroll
     python benchmarks/bench_prodige.py --part cf
+    python benchmarks/bench_prodige.py --part glove
     python benchmarks/bench_prodige.py --part speed
     python benchmarks/bench_prodige.py --combine                           # docs/benchmarks/prodige.{json,md}
 
@@ -81,6 +82,39 @@ def cf(seeds: int, steps: int, finetune: int, ppv: float) -> dict:
         )
         out["mf"].append(rank_metrics(*mf.scores(fb)) | {"params_per_vertex": float(int(ppv))})
         print("cf seed", s, m, out["mf"][-1], flush=True)
+    return out
+
+
+def glove(seeds: int, steps: int, finetune: int, ppv: float = 4.0, words: int = 400) -> dict:
+    """The GloVe objective on the stdlib-docstring co-occurrences: PRODIGE (budget ``ppv`` + a bias
+    per word) against tied GloVe vectors with the same numbers per word, 3 seeds each."""
+    from prodige.config import ProdigeConfig, ProdigeTrainConfig
+    from prodige.glove import GloveTask, GloveVectors, init_glove_graph, load_cooccurrence, nearest_words
+    from prodige.train import fit_graph
+
+    cooc = load_cooccurrence("stdlib", words, 5)
+    task = GloveTask(cooc)
+    cfg = ProdigeConfig(
+        knn=16, random_edges=8, params_per_vertex=ppv, sparsity_ramp=steps // 2, prune_every=50
+    )
+    train = ProdigeTrainConfig(steps=steps, finetune_steps=finetune, batch_size=16, log_every=100)
+    out = {"words": cooc.n_words, "nonzeros": int(cooc.X.nnz), "ppv": ppv, "steps": steps,
+           "finetune_steps": finetune, "config": cfg.to_dict(), "prodige": [], "vectors": []}  # fmt: skip
+    dim = round(ppv)
+    for s in range(seeds):
+        t0 = time.perf_counter()
+        torch.manual_seed(s)
+        g = init_glove_graph(cooc, cfg, seed=s)
+        task.init_dense(g)
+        init_loss = task.objective(g)
+        fit_graph(g, task, cfg, train, seed=s)
+        m = {"loss": task.objective(g), "init_loss": init_loss, "params_per_word": g.params_per_vertex() + 1,
+             "seconds": time.perf_counter() - t0,
+             "neighbours": {w: [x for x, _ in nearest_words(g, cooc, w, 5)] for w in ("file", "thread", "list")}}  # fmt: skip
+        v = GloveVectors(cooc.n_words, dim, seed=s).fit(task, 3000)
+        out["prodige"].append(m)
+        out["vectors"].append({"loss": v.objective(task), "params_per_word": dim + 1})
+        print("glove seed", s, m, out["vectors"][-1], flush=True)
     return out
 
 
@@ -163,6 +197,17 @@ def combine() -> None:
                 f"synthetic hierarchical feedback ({r['users']} users, {r['items']} items), {r['ppv']} params/vertex, "
                 f"3 seeds ({a:.3f} ± {sa:.3f})", k, a, f"MF dim {int(r['ppv'])}", b, a / b, hw, today(),
                 f"{CMD} --part cf"))  # fmt: skip
+    f = RESULTS / "glove.json"
+    if f.is_file():
+        r = json.loads(f.read_text())
+        a, sa = ms([x["loss"] for x in r["prodige"]])
+        b, sb = ms([x["loss"] for x in r["vectors"]])
+        ppw = max(x["params_per_word"] for x in r["prodige"])
+        entries.append(Entry(
+            f"GloVe objective, stdlib docstrings ({r['words']} words), PRODIGE {ppw:.2f} numbers/word, 3 seeds "
+            f"({a:.4f} ± {sa:.4f}) vs GloVe vectors dim {round(r['ppv'])} + bias ({b:.4f} ± {sb:.4f})",
+            "weighted MSE of log X (lower is better)", a, f"GloVe vectors dim {round(r['ppv'])}", b, a / b, hw,
+            today(), f"{CMD} --part glove --steps {r['steps']} --finetune {r['finetune_steps']}"))  # fmt: skip
     f = RESULTS / "speed.json"
     if f.is_file():
         r = json.loads(f.read_text())
@@ -174,7 +219,7 @@ def combine() -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["compression", "cf", "speed"])
+    ap.add_argument("--part", choices=["compression", "cf", "glove", "speed"])
     ap.add_argument("--data", default="digits")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=3)
@@ -189,6 +234,8 @@ def main():
         res, name = compression(a.data, a.seeds, a.steps, a.finetune, a.n), f"compression_{a.data}"
     elif a.part == "cf":
         res, name = cf(a.seeds, a.steps, a.finetune, 8.0), "cf"
+    elif a.part == "glove":
+        res, name = glove(a.seeds, a.steps, a.finetune), "glove"
     else:
         res, name = speed(), "speed"
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=float))

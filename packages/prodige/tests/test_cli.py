@@ -67,3 +67,19 @@ def test_other_bad_inputs_exit_2(tmp_path, capsys):
     assert main(args) == 2 and "soft=False" in capsys.readouterr().err
     assert main(["fit", "--data", "nowhere.npy"]) == 2 and "no such file" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "none")]) == 2
+
+
+def test_glove_command(tmp_path, capsys):
+    out = tmp_path / "g"
+    args = ["glove", "--text", "synthetic", "--words", "40", "--window", "2", "--steps", "40", "--batch-size", "4",
+            "--knn", "4", "--random-edges", "2", "--prune-every", "20", "--baseline-steps", "20", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert (
+        np.isfinite(res["prodige_loss"]) and res["params_per_word"] <= 5 and "glove_vectors_dim4_loss" in res
+    )
+    assert (
+        len(json.loads((out / "vocab.json").read_text())) == 40
+        and "| PRODIGE graph" in capsys.readouterr().out
+    )
+    assert main(["glove", "--text", "corpus.csv", "--out", str(tmp_path / "h")]) == 2

@@ -8,6 +8,7 @@ the paths so they are differentiable; an L0 prior and pruning make the graph sma
 
 from prodige.config import ProdigeConfig, ProdigeTrainConfig
 from prodige.estimator import GraphEmbedding, max_params_per_vertex
+from prodige.glove import GloveTask, GloveVectors, cooccurrence, init_glove_graph, load_cooccurrence
 from prodige.graph import Graph
 from prodige.init import init_graph
 from prodige.paths import Paths, find_paths, pairwise_distances, path_distances
@@ -20,17 +21,22 @@ __version__ = "0.1.0"
 __all__ = [
     "DistanceTask",
     "FitResult",
+    "GloveTask",
+    "GloveVectors",
     "Graph",
     "GraphEmbedding",
     "Paths",
     "ProdigeConfig",
     "ProdigeTrainConfig",
     "RecommendationTask",
+    "cooccurrence",
     "find_paths",
     "fit_graph",
     "hierarchical_feedback",
     "init_cf_graph",
+    "init_glove_graph",
     "init_graph",
+    "load_cooccurrence",
     "max_params_per_vertex",
     "pairwise_distances",
     "path_distances",

@@ -68,7 +68,7 @@ def fit_graph(
     tcfg = train or ProdigeTrainConfig()
     if not cfg.soft:
         _check_connected(graph)
-    if hasattr(task, "init_dense") and not resume:
+    if hasattr(task, "init_dense"):  # before the trainer: a resumed fit restores the values
         task.init_dense(graph)
     main_steps = tcfg.steps
     total = dataclasses.replace(tcfg, steps=tcfg.steps + tcfg.finetune_steps)
