@@ -128,7 +128,9 @@ def main():
     p.add_argument("--knn-batch", type=int, default=64, help="0: skip the kNN comparison")
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--reps", type=int, default=20)
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--out", "--json", type=Path, default=None, help="write the entries (JSON) and a Markdown table here"
+    )
     args = p.parse_args()
     dev = torch.device(args.device)
     if dev.type == "cpu":
