@@ -118,11 +118,12 @@ def glove(seeds: int, steps: int, finetune: int, ppv: float = 4.0, words: int = 
     return out
 
 
-def speed(n_steps: int = 5) -> dict:
-    """Steps/s and a profile of one step's parts, on digits and on a 10k-vertex graph."""
+def speed(min_steps: int = 5, min_seconds: float = 3.0, method: str = "auto") -> dict:
+    """Steps/s and a profile of one step's parts, on digits and on a 10k-vertex graph (one warm-up
+    step, then at least ``min_steps`` steps and ``min_seconds`` seconds)."""
     from prodige.config import ProdigeConfig
     from prodige.init import init_graph
-    from prodige.paths import find_paths, path_distances
+    from prodige.paths import find_paths, path_distances, search_graph
     from prodige.tasks import DistanceTask
 
     out = {}
@@ -139,30 +140,52 @@ def speed(n_steps: int = 5) -> dict:
         g = init_graph(X, config=cfg, scale=task.scale, default_distance=task.max_target())
         opt = torch.optim.SparseAdam(list(g.edges.parameters()), lr=0.05)
         for label, S, T in (("256 random pairs", 256, 1), ("16 sources x all targets", 16, 0)):
-            parts = {"sample": 0.0, "dijkstra+backtrack": 0.0, "recompute+backward+step": 0.0}
+            parts = {
+                "sample": 0.0,
+                "graph build": 0.0,
+                "search+backtrack": 0.0,
+                "recompute+backward+step": 0.0,
+            }
             gen = torch.Generator().manual_seed(0)
-            t_all = time.perf_counter()
-            for _ in range(n_steps):
+            steps, t_all = -1, 0.0
+            while steps < min_steps or t_all < min_seconds:
                 t0 = time.perf_counter()
                 kept = g.sample_kept(gen)
                 b = task.sample(rng, S, T)
                 t1 = time.perf_counter()
-                paths = find_paths(g, b.src, b.dst, kept, soft=True)
+                search_graph(g, kept, True)  # timed apart: find_paths builds it again
                 t2 = time.perf_counter()
+                paths = find_paths(g, b.src, b.dst, kept, soft=True, method=method)
+                t3 = time.perf_counter()
                 d, logp = path_distances(g, paths)
                 loss, _ = task.loss(d, b)
                 (loss - logp.mean()).backward()
                 opt.step()
                 opt.zero_grad()
-                t3 = time.perf_counter()
-                parts["sample"] += t1 - t0
-                parts["dijkstra+backtrack"] += t2 - t1
-                parts["recompute+backward+step"] += t3 - t2
-            sec = (time.perf_counter() - t_all) / n_steps
-            out[f"{name}, {label}"] = {"steps_per_s": 1 / sec, "edges": g.n_edges,
-                                       "profile_s": {k: v / n_steps for k, v in parts.items()},
+                t4 = time.perf_counter()
+                steps += 1
+                if steps == 0:  # warm-up (structure cache, allocations)
+                    continue
+                build = t2 - t1
+                for k, v in zip(parts, (t1 - t0, build, t3 - t2 - build, t4 - t3)):
+                    parts[k] += v
+                t_all += t4 - t0 - build
+            sec = t_all / steps
+            out[f"{name}, {label}"] = {"steps_per_s": 1 / sec, "edges": g.n_edges, "steps": steps, "method": method,
+                                       "profile_s": {k: v / steps for k, v in parts.items()},
                                        "pairs": len(b.src), "mean_hops": float(paths.hops.mean())}  # fmt: skip
             print(name, label, out[f"{name}, {label}"], flush=True)
+        # the whole training step (papercore Trainer, prior, logging) on a fresh graph
+        from prodige.config import ProdigeTrainConfig
+        from prodige.train import fit_graph
+
+        g = init_graph(X, config=cfg, scale=task.scale, default_distance=task.max_target())
+        tc = ProdigeTrainConfig(steps=30, batch_size=256, targets_per_source=1, log_every=1000)
+        res = fit_graph(g, task, ProdigeConfig(knn=knn, random_edges=rnd, search=method), tc)
+        out[f"{name}, fit_graph (Trainer), 256 random pairs"] = {
+            "steps_per_s": res.steps / res.seconds, "edges": g.n_edges, "steps": res.steps, "method": method,
+            "pairs": 256, "profile_s": {}}  # fmt: skip
+        print(name, "fit_graph", res.steps / res.seconds, flush=True)
     return out
 
 
@@ -225,6 +248,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--finetune", type=int, default=400)
+    ap.add_argument("--method", default="auto", choices=["auto", "full", "meet"], help="speed: path search")
     ap.add_argument("--combine", action="store_true")
     a = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -237,7 +261,7 @@ def main():
     elif a.part == "glove":
         res, name = glove(a.seeds, a.steps, a.finetune), "glove"
     else:
-        res, name = speed(), "speed"
+        res, name = speed(method=a.method), "speed" if a.method == "auto" else f"speed_{a.method}"
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=float))
 
 

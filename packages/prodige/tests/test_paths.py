@@ -109,3 +109,42 @@ def test_max_length_flags_rejects_or_raises_never_truncates():
     assert rej.reachable.tolist() == [False, True] and float(d[0]) == 100.0
     with pytest.raises(ValueError, match="exceed max_length=3"):
         find_paths(g, [0], [9], kept, max_length=3, long_paths="error")
+
+
+def _chains(g, paths, src, dst):
+    """Each pair's edges walk from its target back to its source (directed: against the arcs)."""
+    for i in np.flatnonzero(paths.reachable):
+        cur = dst[i]
+        for eid in paths.edge_ids[paths.pair_of == i]:
+            a, b = g.src[eid], g.dst[eid]
+            assert cur == b or (not g.directed and cur == a)
+            cur = a if cur == b else b
+        assert cur == src[i]
+
+
+@pytest.mark.parametrize("directed", [False, True])
+@pytest.mark.parametrize("method,rounds", [("meet", 1), ("meet", 8), ("bidirectional", 0)])
+def test_meet_in_the_middle_equals_dijkstra(directed, method, rounds):
+    """Capped forward/backward searches (one round leaves far pairs to the full search), and the
+    compiled bidirectional Dijkstra (numba)."""
+    if method == "bidirectional":
+        pytest.importorskip("numba")
+    g = random_graph(n=200, m=900, directed=directed, seed=4)
+    kept = g.eval_kept()
+    ref = dense_dijkstra(g, kept)
+    rng = np.random.default_rng(5)
+    src, dst = rng.integers(0, 200, 300), rng.integers(0, 200, 300)
+    src[:3] = dst[:3]  # s == t
+    paths = find_paths(g, src, dst, kept, method=method, meet_rounds=rounds)
+    r = ref[src, dst]
+    ok = np.isfinite(r)
+    assert ok.sum() > 150 and (~ok).sum() > 0
+    np.testing.assert_array_equal(paths.reachable, ok)
+    np.testing.assert_allclose(paths.search_length[ok], r[ok], rtol=1e-9, atol=1e-12)
+    d, _ = path_distances(g, paths)
+    np.testing.assert_allclose(d.detach().numpy()[ok], r[ok], rtol=1e-6)
+    _chains(g, paths, src, dst)
+    soft = [find_paths(g, src, dst, g.sample_kept(torch.Generator().manual_seed(0)), soft=True, method=m)
+            for m in (method, "full")]  # fmt: skip
+    np.testing.assert_array_equal(soft[0].missing, soft[1].missing)  # fewest missing edges, then length
+    np.testing.assert_allclose(soft[0].search_length, soft[1].search_length, rtol=1e-9)

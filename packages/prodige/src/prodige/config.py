@@ -34,6 +34,14 @@ class ProdigeConfig(Config):
         default=True,
         metadata={"help": "soft search: sampled-out edges cost M >> sum(w), so a path always exists"},
     )
+    search: Literal["auto", "full", "meet"] = field(
+        default="auto",
+        metadata={
+            "help": "path search: full (Dijkstra per unique source), meet (capped forward/backward "
+            "searches meeting in the middle, for few targets per source), auto (meet at <= 8 targets "
+            "per source); exact either way"
+        },
+    )
     max_length: int = field(default=0, metadata={"help": "longest accepted path in edges (0: no limit)"})
     long_paths: Literal["flag", "reject", "error"] = field(
         default="flag",

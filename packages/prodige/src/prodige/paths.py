@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
+from prodige import _bidir
 from prodige.graph import Graph
 
 __all__ = ["Paths", "find_paths", "path_distances", "pairwise_distances", "search_graph"]
@@ -38,7 +39,7 @@ class Paths:
 
     src: np.ndarray  # [B] source vertex of each pair
     dst: np.ndarray  # [B] target vertex
-    edge_ids: np.ndarray  # [K] edges of all paths, target side first
+    edge_ids: np.ndarray  # [K] edges of all paths, by pair, each from the target to the source
     pair_of: np.ndarray  # [K]
     hops: np.ndarray  # [B] edges per path
     reachable: np.ndarray  # [B] a path exists (and was accepted)
@@ -47,20 +48,108 @@ class Paths:
     search_length: np.ndarray  # [B] float64 length of the path in the search weights (no M)
 
 
+def _structure(graph: Graph):
+    """CSR structure of the alive arcs (``indptr``, ``indices``, edge ids, sorted keys), cached on
+    the graph until ``alive`` changes: a step only refreshes the arc costs."""
+    alive = graph.alive
+    stamp = np.packbits(alive).tobytes()
+    cache = getattr(graph, "_search_cache", None)
+    if cache is None or cache[0] != stamp:
+        use = alive[graph.arc_eid]
+        n = graph.n_vertices
+        indptr = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.bincount(graph.arc_tail[use], minlength=n), out=indptr[1:])
+        cache = (stamp, indptr, graph.arc_head[use].astype(np.int32), graph.arc_eid[use], graph.arc_key[use])
+        graph._search_cache = cache
+    return cache[1:]
+
+
 def search_graph(graph: Graph, kept: np.ndarray, soft: bool, weights: np.ndarray | None = None):
-    """The CSR matrix Dijkstra searches, and the sorted arc keys / edge ids of its entries."""
+    """The CSR matrix Dijkstra searches, and the sorted arc keys / edge ids of its entries.
+
+    Every alive arc is an entry (the structure is cached); a sampled-out edge costs ``w + M`` in
+    soft mode and ``inf`` (no edge) otherwise.
+    """
     w = graph.weights().detach().double().numpy() if weights is None else weights
-    use = graph.alive[graph.arc_eid] if soft else kept[graph.arc_eid]
-    eid = graph.arc_eid[use]
+    indptr, indices, eid, keys = _structure(graph)
     cost = np.maximum(w[eid], 1e-300)  # csgraph treats exact zeros as no edge
+    out = ~kept[eid]
     if soft:
         M = 2.0 * float(w[graph.alive].sum()) + 1.0
-        cost = cost + M * ~kept[eid]
+        cost += M * out
+    else:
+        cost[out] = np.inf
     n = graph.n_vertices
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(graph.arc_tail[use], minlength=n), out=indptr[1:])
-    A = sp.csr_array((cost, graph.arc_head[use].astype(np.int32), indptr), shape=(n, n))
-    return A, graph.arc_key[use], eid
+    return sp.csr_array((cost, indices, indptr), shape=(n, n)), keys, eid
+
+
+def _backtrack(pred, row, start, stop, keys, eids, n, reverse=False):
+    """Edge ids from ``start[i]`` back to ``stop[i]`` through the predecessor rows ``pred[row[i]]``,
+    one numpy pass per hop over the still-active pairs. ``reverse``: the search ran on the
+    transposed graph, so the arc walked is ``cur -> pred`` instead of ``pred -> cur``."""
+    cur = np.asarray(start, dtype=np.int64).copy()
+    active = np.flatnonzero(cur != stop)
+    edge_chunks, pair_chunks, hop_chunks = [], [], []
+    hop = 0
+    while active.size:
+        p = pred[row[active], cur[active]].astype(np.int64)
+        key = cur[active] * n + p if reverse else p * n + cur[active]
+        edge_chunks.append(eids[np.searchsorted(keys, key)])
+        pair_chunks.append(active)
+        hop_chunks.append(np.full(len(active), hop))
+        cur[active] = p
+        active = active[p != stop[active]]
+        hop += 1
+    if not edge_chunks:
+        return (np.zeros(0, np.int64),) * 3
+    return np.concatenate(edge_chunks), np.concatenate(pair_chunks), np.concatenate(hop_chunks)
+
+
+def _meet(A, AT, src, dst, radius, max_candidates=np.inf):
+    """Meet-in-the-middle search of the pairs ``(src[i], dst[i])``: two Dijkstra runs capped at
+    ``limit=radius``, forward from the unique sources and backward (on ``AT``) from the unique
+    targets, then the best arc ``(u, v)`` joining the two balls of each pair.
+
+    Exact for the pairs it marks resolved: with ``r = radius (1 - 1e-9)``, if ``d(s, t) <= 2r`` the
+    last vertex ``u`` of a shortest path with ``d(s, u) <= r`` and the next vertex ``v`` have
+    ``d(v, t) < r``, so the arc ``(u, v)`` is a candidate; every candidate is a real walk, so a best
+    candidate ``<= 2r`` is the shortest distance. Returns None when the balls hold more than
+    ``max_candidates`` arcs (a full search is then cheaper).
+    """
+    fs, frow = np.unique(src, return_inverse=True)
+    ft, trow = np.unique(dst, return_inverse=True)
+    Df, Pf = dijkstra(A, directed=True, indices=fs, return_predecessors=True, limit=radius)
+    Db, Pb = dijkstra(AT, directed=True, indices=ft, return_predecessors=True, limit=radius)
+    pair, u = np.nonzero(np.isfinite(Df[frow]))  # the vertices u reached from each pair's source
+    deg = (A.indptr[u + 1] - A.indptr[u]).astype(np.int64)
+    total = int(deg.sum())
+    if total > max_candidates:  # the balls are too big: cheaper to search these pairs in full
+        return None
+    arc = np.repeat(A.indptr[u].astype(np.int64) - (np.cumsum(deg) - deg), deg) + np.arange(total)
+    pair, u = np.repeat(pair, deg), np.repeat(u, deg)
+    v = A.indices[arc]
+    cost = Df[frow[pair], u] + A.data[arc] + Db[trow[pair], v]
+    ok = np.flatnonzero(np.isfinite(cost))
+    best = np.full(len(src), np.inf)
+    bu, bv = np.zeros(len(src), np.int64), np.zeros(len(src), np.int64)
+    if len(ok):
+        pair, cost = pair[ok], cost[ok]  # pair is sorted: segmented minimum, first arc on ties
+        start = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+        m = np.minimum.reduceat(cost, start)
+        best[pair[start]] = m
+        hit = np.flatnonzero(cost == best[pair])
+        keep = hit[np.r_[True, pair[hit][1:] != pair[hit][:-1]]]
+        bu[pair[keep]], bv[pair[keep]] = u[ok[keep]], v[ok[keep]]
+    resolved = best <= 2 * radius * (1 - 1e-9)
+    return resolved, bu, bv, (Pf, frow), (Pb, trow)
+
+
+def _initial_radius(A) -> float:
+    """3/4 of the median arc cost (a sample of arcs; costs below ``inf``): a start of the radius
+    schedule from which 2r covers paths of one or two typical arcs."""
+    data = A.data[:: max(1, len(A.data) // 4096)]
+    data = data[np.isfinite(data)]
+    return 0.75 * float(np.median(data)) if len(data) else 1.0
 
 
 def find_paths(
@@ -72,6 +161,8 @@ def find_paths(
     soft: bool = False,
     max_length: int = 0,
     long_paths: str = "flag",
+    method: str = "auto",
+    meet_rounds: int = 8,
 ) -> Paths:
     """Shortest paths from ``src[i]`` to ``dst[i]`` in the graph of the ``kept`` edges.
 
@@ -86,30 +177,81 @@ def find_paths(
     max_length, long_paths
         Paths with more than ``max_length`` edges (0: no limit) are ``"flag"`` ged, ``"reject"`` ed
         (unreachable) or an ``"error"``.
+    method : {"auto", "full", "meet"}
+        ``"full"``: one Dijkstra per unique source over the whole graph. ``"meet"``: capped
+        forward/backward searches meeting in the middle (:func:`_meet`), radius growing 1.25x for
+        ``meet_rounds`` rounds, then ``"full"`` for the pairs left; far cheaper when each source has
+        few targets (random pairs), exact either way. ``"auto"``: meet when a source has <= 8
+        targets on average. ``"bidirectional"``: a compiled (numba) bidirectional Dijkstra per
+        pair, which settles only the vertices within about ``d(s, t) / 2`` of either end; ``"auto"``
+        picks it for few targets per source on graphs of >= 1000 vertices when numba is installed.
     """
     src = np.asarray(src, dtype=np.int64).ravel()
     dst = np.asarray(dst, dtype=np.int64).ravel()
     if src.shape != dst.shape:
         raise ValueError("src and dst must have one length")
+    if method not in ("auto", "full", "meet", "bidirectional"):
+        raise ValueError(f"method must be auto, full, meet or bidirectional, got {method!r}")
+    if method == "bidirectional" and not _bidir.available():
+        raise ValueError("method='bidirectional' needs numba: pip install numba (or use method='meet')")
     n = graph.n_vertices
+    B = len(src)
     w = graph.weights().detach().double().numpy()
     A, keys, eids = search_graph(graph, kept, soft, w)
-    sources, row = np.unique(src, return_inverse=True)
-    dist, pred = dijkstra(A, directed=True, indices=sources, return_predecessors=True)
-    B = len(src)
-    reachable = np.isfinite(dist[row, dst])
-    cur = dst.copy()
-    active = np.flatnonzero(reachable & (src != dst))
-    edge_chunks, pair_chunks = [], []
-    while active.size:
-        p = pred[row[active], cur[active]].astype(np.int64)
-        pos = np.searchsorted(keys, p * n + cur[active])
-        edge_chunks.append(eids[pos])
-        pair_chunks.append(active)
-        cur[active] = p
-        active = active[p != src[active]]
-    edge_ids = np.concatenate(edge_chunks) if edge_chunks else np.zeros(0, np.int64)
-    pair_of = np.concatenate(pair_chunks) if pair_chunks else np.zeros(0, np.int64)
+    if method == "auto":
+        few = 8 * len(np.unique(src)) >= B
+        method = "full" if not few else "bidirectional" if _bidir.available() and n >= 1000 else "meet"
+    reachable = np.zeros(B, dtype=bool)
+    pending = np.flatnonzero(src != dst)
+    reachable[src == dst] = True
+    edges, pairs, pos = [], [], []  # pos: place on the path counted from the target
+
+    def record(done, u, v, pf, rf, pb, rb):
+        """Paths ``s ~> u`` (forward predecessors), arc ``(u, v)``, ``v ~> t`` (backward ones)."""
+        e1, p1, h1 = _backtrack(pf, rf, u, src[done], keys, eids, n)
+        e3, p3, h3 = _backtrack(pb, rb, v, dst[done], keys, eids, n, reverse=True)
+        mid = eids[np.searchsorted(keys, u * n + v)]
+        n3 = np.bincount(p3, minlength=len(done))  # edges between v and the target
+        edges.extend([e3, mid, e1])
+        pairs.extend([done[p3], done, done[p1]])
+        pos.extend([n3[p3] - 1 - h3, n3, n3[p1] + 1 + h1])
+        reachable[done] = True
+
+    if method in ("meet", "bidirectional") and len(pending):
+        AT = A if not graph.directed else A.T.tocsr()
+    if method == "bidirectional" and len(pending):
+        d, u, v, pf, pb = _bidir.bidirectional(A, AT, src[pending], dst[pending])
+        ok = np.isfinite(d)
+        rows = np.flatnonzero(ok)
+        record(pending[ok], u[ok], v[ok], pf, rows, pb, rows)
+        pending = pending[:0]  # unreachable pairs stay unreachable
+    if method == "meet" and len(pending):
+        radius = _initial_radius(A)
+        for _ in range(meet_rounds):
+            # arcs of the balls worth enumerating: about the cost of full searches from the sources
+            cap = 0.5 * A.nnz * len(np.unique(src[pending]))
+            res = _meet(A, AT, src[pending], dst[pending], radius, cap)
+            if res is None:
+                break
+            ok, u, v, (Pf, frow), (Pb, trow) = res
+            if ok.any():
+                record(pending[ok], u[ok], v[ok], Pf, frow[ok], Pb, trow[ok])
+            pending = pending[~ok]
+            if not len(pending):
+                break
+            radius *= 1.25
+    if len(pending):  # full Dijkstra from the unique sources of the pairs left
+        sources, row = np.unique(src[pending], return_inverse=True)
+        dist, pred = dijkstra(A, directed=True, indices=sources, return_predecessors=True)
+        found = np.isfinite(dist[row, dst[pending]])
+        e, p, h = _backtrack(pred, row[found], dst[pending][found], src[pending][found], keys, eids, n)
+        edges.append(e)
+        pairs.append(pending[found][p])
+        pos.append(h)
+        reachable[pending[found]] = True
+    edge_ids, pair_of, pos = (np.concatenate(x) if x else np.zeros(0, np.int64) for x in (edges, pairs, pos))
+    order = np.lexsort((pos, pair_of))  # by pair, each path from the target to the source
+    edge_ids, pair_of = edge_ids[order], pair_of[order]
     hops = np.bincount(pair_of, minlength=B)
     missing = np.bincount(pair_of, weights=~kept[edge_ids], minlength=B).astype(np.int64)
     search_length = np.bincount(pair_of, weights=w[edge_ids], minlength=B)

@@ -99,7 +99,7 @@ def fit_graph(
         kept = graph.eval_kept() if finetune else graph.sample_kept(t.generator)
         batch = task.sample(rng, tcfg.batch_size, tcfg.targets_per_source)
         paths = find_paths(graph, batch.src, batch.dst, kept, soft=cfg.soft and not finetune,
-                           max_length=cfg.max_length, long_paths=cfg.long_paths)  # fmt: skip
+                           max_length=cfg.max_length, long_paths=cfg.long_paths, method=cfg.search)  # fmt: skip
         stats["long"] += int(paths.too_long.sum())
         d, logp = path_distances(graph, paths)
         task_loss, per_pair = task.loss(d, batch)
