@@ -4,6 +4,7 @@
 * fixture ``seed``: seeds Python, NumPy and torch (and makes torch deterministic) for a test;
 * tolerance helpers: :func:`rel_error`, :func:`assert_close_rel`;
 * :func:`triton_or_skip`: skip unless a Triton kernel can run here (GPU or interpreter);
+* :func:`torchrun`: a console script under several processes (gloo on a CPU);
 * runnable docs: :func:`markdown_blocks`, :func:`run_markdown` and :func:`run_example` execute the
   code blocks of a README and the ``examples/`` scripts (the repository's ``tests/test_docs.py``).
 """
@@ -224,3 +225,41 @@ def run_example(path: str | os.PathLike, workdir: str | os.PathLike, timeout: fl
             f"{Path(path).name} exited {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
         )
     return proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------------
+# Several processes
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(
+    command: list[str],
+    nproc: int = 2,
+    *,
+    cwd: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run ``command`` (a console script and its arguments, e.g. ``["depth-sr", "train", ...]``) under
+    ``torchrun --nproc-per-node nproc`` on this machine (CPU: the gloo backend), one torch thread
+    per process and no progress bars; fail the test with the tail of its output if it fails.
+
+    The console script is looked up next to this Python first, so the test runs the installed package.
+    """
+    exe = Path(sys.executable).parent / command[0]
+    program = str(exe) if exe.exists() else command[0]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPERCORE_PROGRESS": "0", **(env or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+           f"--master-port={free_port()}", "--no-python", program, *command[1:]]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"torchrun {' '.join(command)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
+        )
+    return proc

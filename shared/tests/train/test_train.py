@@ -11,6 +11,7 @@ import torch
 from papercore.config import ConfigError
 from papercore.io import load_tensors
 from papercore.runtime import seed_everything
+from papercore.testing import torchrun
 from papercore.train import TrainConfig, Trainer, load_optimizer, save_optimizer
 
 HERE = Path(__file__).parent
@@ -225,25 +226,9 @@ def test_too_little_data_and_bad_batch_are_errors():
         TrainConfig(grad_accum=0)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun(nproc: int, out: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPERCORE_PROGRESS": "0"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--master-port={_free_port()}",
-           str(HERE / "worker.py"), str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
 def test_two_processes_give_the_weights_of_one(tmp_path):
     """Same global batch (8) and seed over 2 gloo processes (torchrun) and over 1: same weights."""
-    _torchrun(2, tmp_path / "two")
+    torchrun(["python", str(HERE / "worker.py"), str(tmp_path / "two")], 2, timeout=120)
     subprocess.run([sys.executable, str(HERE / "worker.py"), str(tmp_path / "one")], check=True,
                    env={**os.environ, "PAPERCORE_PROGRESS": "0"}, timeout=120)  # fmt: skip
     one = load_tensors(tmp_path / "one" / "checkpoint" / "model-net.safetensors")
