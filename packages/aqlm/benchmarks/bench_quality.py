@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from aqlm import AQLMConfig
+from aqlm import AQLMConfig, DistillConfig
 from aqlm.finetune import distill_
 from aqlm.quantize import model_bits, quantize_
 from papercore.bench import command_line, hardware, today
@@ -111,6 +111,7 @@ def main() -> None:
                 **base.to_dict(),
                 "finetune_max_epochs": args.finetune_epochs,
                 "finetune_lr": 1e-4,
+                "finetune_batch_size": 1,  # one step per sequence, as the recorded results were measured
                 "val_size": max(1, args.nsamples // 8),
             }
             variants.append((" + block FT", AQLMConfig.from_dict(ft)))
@@ -122,7 +123,8 @@ def main() -> None:
         if k > 0:
             continue
         t0 = time.perf_counter()
-        distill_(m, model, distill_data, epochs=args.e2e_epochs, lr=1e-4, batch_size=8, progress=False)
+        e2e = DistillConfig(epochs=args.e2e_epochs, lr=1e-4, batch_size=8)
+        distill_(m, model, distill_data, e2e, progress=False)
         rows.append(
             (f"AQLM {scheme} + block FT + end-to-end FT", linear_bits(m), ppl(m), time.perf_counter() - t0)
         )

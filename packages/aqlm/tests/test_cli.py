@@ -105,6 +105,7 @@ def test_finetune_with_code_updates(quantized_run, tmp_path, capsys):
         (["quantize", "--nbits-per-codebook", "17"], "nbits_per_codebook must be in 1..16"),
         (["eval", "--model", "/no/such/model"], "no config.json"),
         (["finetune", "--max-code-change", "2"], "max_code_change"),
+        (["quantize", "--nsamples", "many"], "invalid int value"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(argv, needle, tmp_path, capsys):

@@ -4,6 +4,7 @@ import torch
 
 from aqlm import AQLMConfig, DistillConfig
 from aqlm.finetune import (
+    CodeUpdater,
     StraightThroughAdam,
     beam_encode_groups,
     distill_,
@@ -51,6 +52,25 @@ def test_update_codes_moves_toward_the_target_within_the_change_budget():
     changed = (layer.unsigned_codes() != before).any(-1).float().mean().item()
     assert 0 < changed <= 0.05 + 1e-9 and abs(frac - changed) < 1e-9 and error() < start
     assert update_codes(layer, target, beam_size=4, max_change=0.0) == 0.0
+
+
+def test_code_updates_keep_the_move_the_codes_did_not_take():
+    # One scalar codebook {0, 1}, all codes 0 (W = 0), dL/dW = -1: each Adam step moves W by +0.3.
+    def layer():
+        return QuantizedLinear.from_parts(
+            torch.zeros(4, 3, 1, dtype=torch.int64),
+            torch.tensor([0.0, 1.0]).view(1, 2, 1, 1),
+            torch.ones(4, 1, 1, 1),
+        )
+
+    grad = -torch.ones(4, 3)
+    for decay, expected in ((1.0, [0.0, 0.0, 0.0]), (0.0, [0.0, 1.0, 0.0])):
+        cfg = DistillConfig(
+            code_lr=0.3, code_betas=(0.0, 0.95), max_code_change=1.0, code_residual_decay=decay
+        )
+        updater, q = CodeUpdater(cfg), layer()
+        # restarting from the codes, 0.3 never reaches the midpoint 0.5; kept, 0.3 + 0.3 does
+        assert [updater.step("q", q, grad) for _ in range(3)] == expected, decay
 
 
 def test_straight_through_adam_is_adam():

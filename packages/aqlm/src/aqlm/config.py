@@ -176,6 +176,13 @@ class DistillConfig(Config):
     code_beam_size: int = field(
         default=5, metadata=_help("beam search hypotheses per group when codes are re-encoded")
     )
+    code_residual_decay: float = field(
+        default=0.0,
+        metadata=_help(
+            "part of the dense weight's move the codes did not take that is dropped at each code "
+            "update (0: the dense weights keep training, codes follow; 1: restart from the codes)"
+        ),
+    )
 
     def validate(self):
         for name in ("epochs", "batch_size", "code_beam_size"):
@@ -188,6 +195,8 @@ class DistillConfig(Config):
         for name in ("lr", "code_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.code_residual_decay <= 1:
+            raise ValueError(f"code_residual_decay must be in [0, 1], got {self.code_residual_decay}")
         if not all(0 <= b < 1 for b in self.code_betas):
             raise ValueError(f"code_betas must lie in [0, 1), got {self.code_betas}")
 

@@ -221,7 +221,10 @@ def distill_(
     (:class:`StraightThroughAdam`, ``code_lr``, ``code_betas``) moves :math:`\\hat W`, and a beam
     search (:func:`beam_encode_groups`, ``code_beam_size``) re-encodes the moved weight with the
     layer's codebooks and scales; at most ``max_code_change`` of the layer's code groups take their
-    new codes (those whose error to the moved weight drops most).
+    new codes (those whose error to the moved weight drops most). The part of the move the codes
+    did not take is kept for the next update, times ``1 - code_residual_decay``: with the default 0
+    the dense weights keep training and the codes follow them, 1 restarts every update from the
+    codes (then only moves larger than the gap to another code combination change anything).
     """
     from papercore.runtime import progress as progress_bar
 
@@ -245,7 +248,7 @@ def distill_(
     gen = torch.Generator().manual_seed(seed)
     result = DistillResult()
     dense_grads: dict[str, torch.Tensor] = {}
-    code_opt = StraightThroughAdam(config.code_lr, config.code_betas)
+    codes = CodeUpdater(config)
     hooks = []
     if config.code_update_every:
         hooks = [_track_weight_grad(name, m, dense_grads) for name, m in layers.items()]
@@ -266,14 +269,12 @@ def distill_(
                 result.steps += 1
                 result.train_kl.append(loss.item())
                 if config.code_update_every and result.steps % config.code_update_every == 0:
-                    changed = []
-                    for n, m in layers.items():
-                        grad = dense_grads.pop(n, None)
-                        if grad is None:
-                            changed.append(0.0)
-                            continue
-                        moved = code_opt.step(n, m.dequantize().float(), grad / config.code_update_every)
-                        changed.append(update_codes(m, moved, config.code_beam_size, config.max_code_change))
+                    changed = [
+                        codes.step(n, m, dense_grads.pop(n) / config.code_update_every)
+                        if n in dense_grads
+                        else 0.0
+                        for n, m in layers.items()
+                    ]
                     result.code_changes.append(sum(changed) / len(changed))
             if val_data is not None:
                 result.val_kl.append(evaluate_kl(student, teacher, val_data, config.batch_size))
@@ -338,6 +339,34 @@ class StraightThroughAdam:
         m_hat = st["m"] / (1 - b1 ** st["t"])
         v_hat = st["v"] / (1 - b2 ** st["t"])
         return weight.float() - self.lr * m_hat / (v_hat.sqrt() + self.eps)
+
+
+class CodeUpdater:
+    """PV-tuning's discrete step for quantized layers (the V step of :func:`distill_`).
+
+    ``step(name, layer, grad)`` moves the layer's dense weight (its dequantized weight, plus the
+    move earlier steps kept) with :class:`StraightThroughAdam` along ``grad`` (dL/dW), re-fits the
+    codes to the moved weight (:func:`update_codes`: beam search, at most ``max_code_change`` of the
+    groups), and keeps the part of the move the codes did not take, times
+    ``1 - code_residual_decay``. Returns the fraction of code groups changed.
+    """
+
+    def __init__(self, config: DistillConfig):
+        self.config = config
+        self.adam = StraightThroughAdam(config.code_lr, config.code_betas)
+        self.residual: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def step(self, name: str, layer: QuantizedLinear, grad: torch.Tensor) -> float:
+        cfg = self.config
+        w = layer.dequantize().float()
+        if name in self.residual:
+            w = w + self.residual[name]
+        moved = self.adam.step(name, w, grad)
+        changed = update_codes(layer, moved, cfg.code_beam_size, cfg.max_code_change)
+        if cfg.code_residual_decay < 1:
+            self.residual[name] = (1 - cfg.code_residual_decay) * (moved - layer.dequantize().float())
+        return changed
 
 
 def _group_targets(target: torch.Tensor, scales: torch.Tensor, og: int, g: int) -> torch.Tensor:
