@@ -11,7 +11,6 @@ Equal steps for both networks, several seeds (mean +- std), weights kept by the 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,52 @@ from papercore.bench import Entry, command_line, hardware, today, write_results
 from papercore.io import write_json
 
 
+def _pack(scenes):
+    return {"depth": torch.stack([x.depth for x in scenes]).cpu(), "normals": torch.stack([x.normals for x in scenes]).cpu(),
+            "rgb": torch.stack([x.rgb for x in scenes]).cpu(), "K": torch.stack([x.K.tensor() for x in scenes])}  # fmt: skip
+
+
+def _unpack(d, device):
+    from depth_sr.camera import Intrinsics
+    from depth_sr.scenes import Scene
+
+    return [Scene(d["depth"][i].to(device), d["normals"][i].to(device), d["rgb"][i].to(device),
+                  Intrinsics(*[float(v) for v in d["K"][i]])) for i in range(len(d["depth"]))]  # fmt: skip
+
+
+def _train_eval(job):
+    """One (scale, loss, seed) run in its own process: train on the packed scenes, score the test scenes."""
+    from papercore.io import load_tensors
+
+    torch.set_num_threads(job["threads"])
+    dev = job["device"]
+    sc = {
+        k: _unpack(load_tensors(job["scenes"] + f".{k}.safetensors"), dev) for k in ("train", "val", "test")
+    }
+    t0 = time.perf_counter()
+    tcfg = DSRTrainConfig(**job["train"])
+    model = fit(MSGConfig(**job["msg"]), tcfg, sc["train"], sc["val"], seed=job["seed"],
+                device="cpu" if dev == "cpu" else "auto", plot=False).to(dev)  # fmt: skip
+    lr, rgb, hr, K = full_batch(sc["test"], job["msg"]["scale"])
+    with torch.no_grad():
+        pred = model.upsample(lr, rgb)
+    return job, mean_metrics(evaluate(pred, hr, K)), time.perf_counter() - t0
+
+
+def _dip(job):
+    from papercore.io import load_tensors
+
+    torch.set_num_threads(job["threads"])
+    test = _unpack(load_tensors(job["scenes"] + ".test.safetensors"), job["device"])
+    i, scale = job["image"], 4
+    lr, rgb, hr, K = full_batch(test[i : i + 1], scale)
+    t0 = time.perf_counter()
+    d = dip_v(lr, rgb, test[i].K.scaled(1 / scale), DIPConfig(steps=job["steps"]), seed=i)
+    md = mean_metrics(evaluate(d, hr, K))
+    mb = mean_metrics(evaluate(bicubic(lr, rgb), hr, K))
+    return {"image": i, "dip_v": md, "bicubic": mb, "seconds": time.perf_counter() - t0}
+
+
 def ms(values):
     return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -38,7 +83,9 @@ def main():
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--lam", type=float, default=1.0)
+    p.add_argument(
+        "--lam", type=float, default=0.05, help="MSE_v weight of MSG-V (chosen on validation scenes)"
+    )
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--n-train", type=int, default=160)
     p.add_argument("--n-val", type=int, default=16)
@@ -47,7 +94,10 @@ def main():
     p.add_argument("--dip-images", type=int, default=3)
     p.add_argument("--dip-steps", type=int, default=300)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs (loss, seed) and DIP images in parallel processes"
+    )
     p.add_argument("--out", type=Path, default=None, help="write OUT.json, OUT.md and OUT-details.json")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -58,41 +108,53 @@ def main():
         else f"{hardware()}, {a.threads} thread(s) of a 2-core CPU shared with other jobs"
     )
     scene = SceneConfig(size=a.size)
-    train_s, val_s, test_s = scene_splits(scene, a.n_train, a.n_val, a.n_test, seed=0)
+    train_s, val_s, test_s = scene_splits(
+        scene, a.n_train, a.n_val, a.n_test, seed=0, device=None if dev == "cpu" else dev
+    )
     details, entries = {"args": vars(a) | {"out": str(a.out)}, "hardware": hw, "date": today()}, []
+    import multiprocessing as mp
+    import tempfile
+
+    from papercore.io import save_tensors
+
+    tmp = tempfile.mkdtemp(prefix="depth-sr-bench-")
+    for k, v in (("train", train_s), ("val", val_s), ("test", test_s)):
+        save_tensors(f"{tmp}/scenes.{k}.safetensors", _pack(v))
+    widths = {} if a.full_width else {"width": 16, "y_channels": 16, "depth_channels": 32}
+    jobs = [{"scenes": f"{tmp}/scenes", "device": dev, "threads": a.threads, "seed": seed, "loss": loss,
+             "msg": {"scale": scale, **widths},
+             "train": {"steps": a.steps, "batch_size": a.batch_size, "crop": a.crop, "loss": loss, "lam": a.lam,
+                       "eval_every": max(1, a.steps // 8), "checkpoint_every": 0}}
+            for scale in a.scales for loss in ("l2", "mix") for seed in range(a.seeds)]  # fmt: skip
+    dips = [{"scenes": f"{tmp}/scenes", "device": dev, "threads": a.threads, "image": i, "steps": a.dip_steps}
+            for i in range(a.dip_images)]  # fmt: skip
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(a.jobs) as pool:
+        dip_async = pool.map_async(_dip, dips) if dips else None
+        runs = []
+        for job, metrics, secs in pool.imap_unordered(_train_eval, jobs):
+            print(f"x{job['msg']['scale']} {job['loss']} seed {job['seed']}: rmse {metrics['rmse']:.4f} "
+                  f"msev {metrics['msev']:.4f} ({secs:.0f} s)", flush=True)  # fmt: skip
+            runs.append((job, metrics, secs))
+        dip_rows = dip_async.get() if dip_async else []
+    cmd = command_line()
     for scale in a.scales:
         lr, rgb, hr, K = full_batch(test_s, scale)
-        res = {}
-        for name, f in BASELINES.items():
-            res[name] = {k: [v] for k, v in mean_metrics(evaluate(f(lr, rgb), hr, K)).items()}
-        widths = {} if a.full_width else {"width": 16, "y_channels": 16, "depth_channels": 32}
-        msg = MSGConfig(scale=scale, **widths)
-        for loss in ("l2", "mix"):
-            key = {"l2": "MSG-L2", "mix": "MSG-V"}[loss]
-            res[key] = {k: [] for k in METRICS}
-            res[key]["seconds"] = []
-            for seed in range(a.seeds):
-                t0 = time.perf_counter()
-                tcfg = DSRTrainConfig(steps=a.steps, batch_size=a.batch_size, crop=a.crop, loss=loss, lam=a.lam,
-                                      eval_every=max(1, a.steps // 8), checkpoint_every=0)  # fmt: skip
-                model = fit(
-                    msg, tcfg, train_s, val_s, seed=seed, device="cpu" if dev == "cpu" else "auto", plot=False
-                )
-                model = model.to(dev)
-                with torch.no_grad():
-                    pred = model.upsample(lr.to(dev), rgb.to(dev)).cpu()
-                for k, v in mean_metrics(evaluate(pred, hr, K)).items():
-                    res[key][k].append(v)
-                res[key]["seconds"].append(time.perf_counter() - t0)
-                print(f"x{scale} {key} seed {seed}: rmse {res[key]['rmse'][-1]:.4f} msev {res[key]['msev'][-1]:.4f} "
-                      f"({res[key]['seconds'][-1]:.0f} s)", flush=True)  # fmt: skip
+        res = {
+            name: {k: [v] for k, v in mean_metrics(evaluate(f(lr, rgb), hr, K)).items()}
+            for name, f in BASELINES.items()
+        }
+        for loss, key in (("l2", "MSG-L2"), ("mix", "MSG-V")):
+            mine = sorted((r for r in runs if r[0]["loss"] == loss and r[0]["msg"]["scale"] == scale),
+                          key=lambda r: r[0]["seed"])  # fmt: skip
+            res[key] = {k: [r[1][k] for r in mine] for k in METRICS}
+            res[key]["seconds"] = [r[2] for r in mine]
         details[f"x{scale}"] = {m: {k: ms(v) for k, v in r.items()} for m, r in res.items()}
         v, l2, bic = (
             details[f"x{scale}"]["MSG-V"],
             details[f"x{scale}"]["MSG-L2"],
             details[f"x{scale}"]["bicubic"],
         )
-        cmd = command_line()
         for metric in ("msev", "rmse"):
             entries.append(Entry(f"x{scale} MSG-V", metric, v[metric][0], "MSG-L2", l2[metric][0],
                                  v[metric][0] / l2[metric][0], hw, today(), cmd))  # fmt: skip
@@ -106,32 +168,21 @@ def main():
                                                 for k in METRICS) + " |")  # fmt: skip
         print("\n".join(lines), flush=True)
         details[f"x{scale}-table"] = "\n".join(lines)
-    # DIP-V on single images, x4
-    if a.dip_images:
-        scale = 4
-        lr, rgb, hr, K = full_batch(test_s[: a.dip_images], scale)
-        rows = []
-        for i in range(a.dip_images):
-            t0 = time.perf_counter()
-            d = dip_v(lr[i : i + 1].to(dev), rgb[i : i + 1].to(dev), test_s[i].K.scaled(1 / scale),
-                      DIPConfig(steps=a.dip_steps), seed=i).cpu()  # fmt: skip
-            md = mean_metrics(evaluate(d, hr[i : i + 1], K[i : i + 1]))
-            mb = mean_metrics(evaluate(bicubic(lr[i : i + 1], rgb[i : i + 1]), hr[i : i + 1], K[i : i + 1]))
-            rows.append({"image": i, "dip_v": md, "bicubic": mb, "seconds": time.perf_counter() - t0})
-            print(f"DIP-V image {i}: msev {md['msev']:.4f} vs bicubic {mb['msev']:.4f}; rmse {md['rmse']:.4f} vs "
-                  f"{mb['rmse']:.4f}", flush=True)  # fmt: skip
-        details["dip"] = rows
-        dv = statistics.mean(r["dip_v"]["msev"] for r in rows)
-        bv = statistics.mean(r["bicubic"]["msev"] for r in rows)
+    if dip_rows:
+        for r in dip_rows:
+            print(f"DIP-V image {r['image']}: msev {r['dip_v']['msev']:.4f} vs bicubic {r['bicubic']['msev']:.4f}; "
+                  f"rmse {r['dip_v']['rmse']:.4f} vs {r['bicubic']['rmse']:.4f}", flush=True)  # fmt: skip
+        details["dip"] = dip_rows
+        dv = statistics.mean(r["dip_v"]["msev"] for r in dip_rows)
+        bv = statistics.mean(r["bicubic"]["msev"] for r in dip_rows)
         entries.append(
-            Entry("x4 DIP-V (single images)", "msev", dv, "bicubic", bv, dv / bv, hw, today(), command_line())
+            Entry("x4 DIP-V (single images)", "msev", dv, "bicubic", bv, dv / bv, hw, today(), cmd)
         )
     if a.out is not None:
         write_results(entries, a.out.with_suffix(".json"), "depth-sr quality (synthetic scenes)")
         write_json(a.out.parent / (a.out.name + "-details.json"), details)
     else:
         write_results(entries, None)
-    print(json.dumps({k: v for k, v in details.items() if k.endswith("table")}, indent=1)[:0])
 
 
 if __name__ == "__main__":

@@ -77,10 +77,13 @@ def dip_v(
     norm, lo, rng, valid = normalise(lr)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    z = 0.1 * torch.randn(1, cfg.noise_channels, *rgb.shape[-2:], generator=g).to(lr)
-    x = torch.cat([z, guidance(rgb)], 1) if cfg.guide else z
-    net = DIPNet(x.shape[1], cfg.width).to(lr)
+    # smooth noise (drawn at the LR size, upsampled): full-resolution noise would let the net put
+    # high frequencies that the area downsampling cannot see, and the data term cannot remove
+    z = 0.1 * torch.randn(1, cfg.noise_channels, *lr.shape[-2:], generator=g).to(lr)
+    z = F.interpolate(z, scale_factor=s, mode="bilinear", align_corners=False)
     base = F.interpolate(norm, scale_factor=s, mode="bicubic", align_corners=False)
+    x = torch.cat([z, base, guidance(rgb)] if cfg.guide else [z, base], 1)
+    net = DIPNet(x.shape[1], cfg.width).to(lr)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     steps = range(cfg.steps)
     if progress:
@@ -98,8 +101,7 @@ def dip_v(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    with torch.no_grad():
-        net.eval()
+    with torch.no_grad():  # train-mode BatchNorm: the input is fixed, so its statistics are those optimised
         hr = lo + rng * (base + net(x))
     keep = F.interpolate(valid_mask(lr).float(), scale_factor=s, mode="nearest") > 0
     return torch.where(keep & (hr > 0), hr, torch.nan)

@@ -36,8 +36,8 @@ def _gauss(sigma: float = 1.5, radius: int = 3, device=None, dtype=torch.float32
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, full: bool = False):
-    r"""SSIM of images ``[B, C, H, W]`` (Wang et al. 2004) with a Gaussian window (radius ``3 sigma`` rounded
-    down ... as scikit-image's ``gaussian_weights=True``: truncate 3.5 sigma), population statistics.
+    r"""SSIM of images ``[B, C, H, W]`` (Wang et al. 2004): a Gaussian window of std ``sigma`` truncated at
+    3.5 sigma and population statistics, as scikit-image's ``gaussian_weights=True, use_sample_covariance=False``.
 
     .. math:: \mathrm{SSIM} = \frac{(2\mu_x\mu_y + C_1)(2\sigma_{xy} + C_2)}{(\mu_x^2 + \mu_y^2 + C_1)(\sigma_x^2 + \sigma_y^2 + C_2)},
               \quad C_1 = (0.01 L)^2,\ C_2 = (0.03 L)^2.

@@ -224,6 +224,7 @@ def make_lr(depth: torch.Tensor, scale: int, noise: float = 0.0, generator: torc
         valid = valid_mask(lr)
         flat = torch.where(valid, lr, torch.nan).flatten(-2)
         rng = (flat.nan_to_num(-math.inf).amax(-1) - flat.nan_to_num(math.inf).amin(-1))[..., None, None]
-        eps = torch.randn(lr.shape, generator=generator, dtype=lr.dtype).to(lr.device)
+        dev = generator.device if generator is not None else lr.device
+        eps = torch.randn(lr.shape, generator=generator, dtype=lr.dtype, device=dev).to(lr.device)
         lr = torch.where(valid, (lr + noise * rng * eps).clamp_min(1e-6), 0)
     return lr
