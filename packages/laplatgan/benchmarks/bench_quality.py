@@ -223,8 +223,9 @@ def main():
         if args.runs_out:
             args.runs_out.parent.mkdir(parents=True, exist_ok=True)
             args.runs_out.write_text(json.dumps(runs, default=str))
-    summary, up = summarize(runs), summarize_upsampling(runs)
-    md = markdown(summary, args) + "\n\n" + markdown_upsampling(up)
+    summary = summarize(runs)
+    up = summarize_upsampling(runs) if all("upsampling_cd" in r for r in runs) else None
+    md = markdown(summary, args) + ("\n\n" + markdown_upsampling(up) if up else "")
     print(md)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +240,7 @@ def main():
                     entries.append(Entry(f"{best} @ {lv} pts", f"{m} (mean of {args.seeds} seeds)", v, base, b,
                                          v / b if b else float("nan"), hw, today(), command_line()))  # fmt: skip
         top = str(max(args.levels))
-        for base in ("kNN-mean U alone", "laplatgan (original GP)"):
+        for base in ("kNN-mean U alone", "laplatgan (original GP)") if up else ():
             v, b = up["laplatgan (fixed GP)"][top][0], up[base][top][0]
             entries.append(Entry(f"laplatgan (fixed GP) upsampling {min(args.levels)} -> {top} pts", f"CD to the real cloud (mean of {args.seeds} seeds)",
                                  v, base, b, v / b, hw, today(), command_line()))  # fmt: skip
