@@ -120,11 +120,20 @@ def _meet(A, AT, src, dst, radius, max_candidates=np.inf):
     ft, trow = np.unique(dst, return_inverse=True)
     Df, Pf = dijkstra(A, directed=True, indices=fs, return_predecessors=True, limit=radius)
     Db, Pb = dijkstra(AT, directed=True, indices=ft, return_predecessors=True, limit=radius)
-    pair, u = np.nonzero(np.isfinite(Df[frow]))  # the vertices u reached from each pair's source
-    deg = (A.indptr[u + 1] - A.indptr[u]).astype(np.int64)
-    total = int(deg.sum())
-    if total > max_candidates:  # the balls are too big: cheaper to search these pairs in full
+    deg_all = np.diff(A.indptr).astype(np.int64)
+    srow, su = np.nonzero(np.isfinite(Df))  # the vertices reached from each unique source
+    per_src = np.bincount(srow, minlength=len(fs))
+    arcs_src = np.bincount(srow, weights=deg_all[su], minlength=len(fs))
+    if float(arcs_src[frow].sum()) > max_candidates:  # the balls are too big: search these in full
         return None
+    cnt = per_src[frow]  # per pair: (pair, u) for u in the ball of its source, without a [P, n] array
+    pair = np.repeat(np.arange(len(src)), cnt)
+    at = np.repeat((np.cumsum(per_src) - per_src)[frow] - (np.cumsum(cnt) - cnt), cnt) + np.arange(
+        int(cnt.sum())
+    )
+    u = su[at]
+    deg = deg_all[u]
+    total = int(deg.sum())
     arc = np.repeat(A.indptr[u].astype(np.int64) - (np.cumsum(deg) - deg), deg) + np.arange(total)
     pair, u = np.repeat(pair, deg), np.repeat(u, deg)
     v = A.indices[arc]
@@ -229,15 +238,21 @@ def find_paths(
         radius = _initial_radius(A)
         for _ in range(meet_rounds):
             # arcs of the balls worth enumerating: about the cost of full searches from the sources
-            cap = 0.5 * A.nnz * len(np.unique(src[pending]))
-            res = _meet(A, AT, src[pending], dst[pending], radius, cap)
-            if res is None:
-                break
-            ok, u, v, (Pf, frow), (Pb, trow) = res
-            if ok.any():
-                record(pending[ok], u[ok], v[ok], Pf, frow[ok], Pb, trow[ok])
-            pending = pending[~ok]
-            if not len(pending):
+            left, too_big = [], False
+            for part in np.array_split(pending, -(-len(pending) // max(1, 10_000_000 // n))):
+                # memory: [pairs, n] distance rows per chunk; work: about a full search per source
+                cap = 0.5 * A.nnz * len(np.unique(src[part]))
+                res = _meet(A, AT, src[part], dst[part], radius, cap)
+                if res is None:
+                    left.append(part)
+                    too_big = True
+                    continue
+                ok, u, v, (Pf, frow), (Pb, trow) = res
+                if ok.any():
+                    record(part[ok], u[ok], v[ok], Pf, frow[ok], Pb, trow[ok])
+                left.append(part[~ok])
+            pending = np.concatenate(left)
+            if too_big or not len(pending):
                 break
             radius *= 1.25
     if len(pending):  # full Dijkstra from the unique sources of the pairs left
