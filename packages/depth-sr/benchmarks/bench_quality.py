@@ -25,29 +25,35 @@ from depth_sr.train import fit, full_batch, scene_splits
 from papercore.bench import Entry, command_line, hardware, today, write_results
 from papercore.io import write_json
 
+_SCENES: dict = {}  # filled in-process when --jobs 1 (no files written)
+
+
+def _scenes(job, key):
+    from papercore.io import load_tensors
+
+    if key not in _SCENES:
+        _SCENES[key] = _unpack(load_tensors(job["scenes"] + f".{key}.safetensors"), job["device"])
+    return _SCENES[key]
+
 
 def _pack(scenes):
-    return {"depth": torch.stack([x.depth for x in scenes]).cpu(), "normals": torch.stack([x.normals for x in scenes]).cpu(),
-            "rgb": torch.stack([x.rgb for x in scenes]).cpu(), "K": torch.stack([x.K.tensor() for x in scenes])}  # fmt: skip
+    return {"depth": torch.stack([x.depth for x in scenes]).cpu(), "rgb": torch.stack([x.rgb for x in scenes]).cpu(),
+            "K": torch.stack([x.K.tensor() for x in scenes])}  # fmt: skip
 
 
 def _unpack(d, device):
     from depth_sr.camera import Intrinsics
     from depth_sr.scenes import Scene
 
-    return [Scene(d["depth"][i].to(device), d["normals"][i].to(device), d["rgb"][i].to(device),
+    return [Scene(d["depth"][i].to(device), torch.zeros(0), d["rgb"][i].to(device),
                   Intrinsics(*[float(v) for v in d["K"][i]])) for i in range(len(d["depth"]))]  # fmt: skip
 
 
 def _train_eval(job):
     """One (scale, loss, seed) run in its own process: train on the packed scenes, score the test scenes."""
-    from papercore.io import load_tensors
-
     torch.set_num_threads(job["threads"])
     dev = job["device"]
-    sc = {
-        k: _unpack(load_tensors(job["scenes"] + f".{k}.safetensors"), dev) for k in ("train", "val", "test")
-    }
+    sc = {k: _scenes(job, k) for k in ("train", "val", "test")}
     t0 = time.perf_counter()
     tcfg = DSRTrainConfig(**job["train"])
     model = fit(MSGConfig(**job["msg"]), tcfg, sc["train"], sc["val"], seed=job["seed"],
@@ -59,10 +65,8 @@ def _train_eval(job):
 
 
 def _dip(job):
-    from papercore.io import load_tensors
-
     torch.set_num_threads(job["threads"])
-    test = _unpack(load_tensors(job["scenes"] + ".test.safetensors"), job["device"])
+    test = _scenes(job, "test")
     i, scale = job["image"], 4
     lr, rgb, hr, K = full_batch(test[i : i + 1], scale)
     t0 = time.perf_counter()
@@ -99,6 +103,9 @@ def main():
         "--jobs", type=int, default=1, help="runs (loss, seed) and DIP images in parallel processes"
     )
     p.add_argument("--out", type=Path, default=None, help="write OUT.json, OUT.md and OUT-details.json")
+    p.add_argument(
+        "--json", type=Path, default=None, help="also write the entries here (the GPU suite's flag)"
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     dev = a.device
@@ -118,8 +125,11 @@ def main():
     from papercore.io import save_tensors
 
     tmp = tempfile.mkdtemp(prefix="depth-sr-bench-")
-    for k, v in (("train", train_s), ("val", val_s), ("test", test_s)):
-        save_tensors(f"{tmp}/scenes.{k}.safetensors", _pack(v))
+    if a.jobs > 1:
+        for k, v in (("train", train_s), ("val", val_s), ("test", test_s)):
+            save_tensors(f"{tmp}/scenes.{k}.safetensors", _pack(v))
+    else:
+        _SCENES.update(train=train_s, val=val_s, test=test_s)
     widths = {} if a.full_width else {"width": 16, "y_channels": 16, "depth_channels": 32}
     jobs = [{"scenes": f"{tmp}/scenes", "device": dev, "threads": a.threads, "seed": seed, "loss": loss,
              "msg": {"scale": scale, **widths},
@@ -128,15 +138,23 @@ def main():
             for scale in a.scales for loss in ("l2", "mix") for seed in range(a.seeds)]  # fmt: skip
     dips = [{"scenes": f"{tmp}/scenes", "device": dev, "threads": a.threads, "image": i, "steps": a.dip_steps}
             for i in range(a.dip_images)]  # fmt: skip
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(a.jobs) as pool:
-        dip_async = pool.map_async(_dip, dips) if dips else None
-        runs = []
-        for job, metrics, secs in pool.imap_unordered(_train_eval, jobs):
-            print(f"x{job['msg']['scale']} {job['loss']} seed {job['seed']}: rmse {metrics['rmse']:.4f} "
-                  f"msev {metrics['msev']:.4f} ({secs:.0f} s)", flush=True)  # fmt: skip
-            runs.append((job, metrics, secs))
-        dip_rows = dip_async.get() if dip_async else []
+    runs = []
+
+    def report(job, metrics, secs):
+        print(f"x{job['msg']['scale']} {job['loss']} seed {job['seed']}: rmse {metrics['rmse']:.4f} "
+              f"msev {metrics['msev']:.4f} ({secs:.0f} s)", flush=True)  # fmt: skip
+        runs.append((job, metrics, secs))
+
+    if a.jobs > 1:
+        with mp.get_context("spawn").Pool(a.jobs) as pool:
+            dip_async = pool.map_async(_dip, dips) if dips else None
+            for r in pool.imap_unordered(_train_eval, jobs):
+                report(*r)
+            dip_rows = dip_async.get() if dip_async else []
+    else:
+        for job in jobs:
+            report(*_train_eval(job))
+        dip_rows = [_dip(job) for job in dips]
     cmd = command_line()
     for scale in a.scales:
         lr, rgb, hr, K = full_batch(test_s, scale)
@@ -178,6 +196,8 @@ def main():
         entries.append(
             Entry("x4 DIP-V (single images)", "msev", dv, "bicubic", bv, dv / bv, hw, today(), cmd)
         )
+    if a.json is not None:
+        write_results(entries, a.json, "depth-sr quality (synthetic scenes)")
     if a.out is not None:
         write_results(entries, a.out.with_suffix(".json"), "depth-sr quality (synthetic scenes)")
         write_json(a.out.parent / (a.out.name + "-details.json"), details)
