@@ -58,6 +58,7 @@ def test_the_output_folder_is_the_model(run, capsys):
     assert summary["config"]["qq_groupsize"] == 8 and summary["config"]["wbits"] == 3
     assert summary["perplexity_after"] > 0 and summary["formula_bits_per_parameter"] > 3.625
     assert (run / "config.json").is_file() and (run / "resolved_config.json").is_file()
+    assert (run / "quantize.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure, by default
     assert SpQRConfig.from_json(run / "resolved_config.json") == SpQRConfig.from_preset("w3", qq_groupsize=8)
     model = spqr.load_quantized(run)
     hf = AutoModelForCausalLM.from_pretrained(run).eval()
@@ -74,7 +75,9 @@ def test_the_output_folder_is_the_model(run, capsys):
 def test_resume_reuses_the_blocks_then_removes_them(run, data, capsys):
     assert (run / BLOCKS).is_dir() and list((run / BLOCKS).glob("block_*.safetensors"))  # --keep-blocks
     before = json.loads((run / "summary.json").read_text())["perplexity_after"]
-    assert main(["quantize", "--out", str(run), *W3, *data, "--resume", "--no-keep-blocks"]) == 0
+    (run / "quantize.png").unlink()
+    assert main(["quantize", "--out", str(run), *W3, *data, "--resume", "--no-keep-blocks", "--no-plot"]) == 0
+    assert not (run / "quantize.png").exists()  # --no-plot
     summary = json.loads((run / "summary.json").read_text())
     assert summary["resumed_blocks"] == [0, 1] and summary["perplexity_after"] == pytest.approx(
         before, rel=1e-6

@@ -73,6 +73,12 @@ class QuantizeOptions:
     )
     eval_dataset: str = field(default="stdlib", metadata={"help": "evaluation corpus name or local path"})
     eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
+    plot: bool = field(
+        default=True,
+        metadata={
+            "help": "write quantize.png (each linear's relative error and outliers) next to summary.json"
+        },
+    )
 
 
 def quantize(cfg: SpQRConfig, opts: QuantizeOptions, common: CommonOptions) -> int:
@@ -132,6 +138,11 @@ def quantize(cfg: SpQRConfig, opts: QuantizeOptions, common: CommonOptions) -> i
             "eval": {"dataset": opts.eval_dataset, "seqlen": opts.seqlen, "windows": opts.eval_windows},
         },
     )
+    if opts.plot:
+        title = f"{src}: SpQR {_describe(cfg)}"
+        if report.resumed_blocks:
+            title += f"\n(blocks {report.resumed_blocks} were resumed from checkpoints: not shown)"
+        plot_quantize(report, out / "quantize.png", title=title)
     print(f"saved the quantized model in {out} ({seconds:.1f} s)")
     print(f"perplexity {ppl_before:.2f} -> {ppl_after:.2f} ({opts.eval_dataset}, seqlen {opts.seqlen})")
     print(
@@ -140,6 +151,27 @@ def quantize(cfg: SpQRConfig, opts: QuantizeOptions, common: CommonOptions) -> i
         f"{100 * bits['outlier_share']:.2f}%"
     )
     return 0
+
+
+def plot_quantize(report, path: Path, title: str = "") -> Path:
+    """Each quantized linear's relative error (when measured) and share of outliers, in model order."""
+    from papercore.plot import curves
+
+    order = lambda r: tuple(int(p) if p.isdigit() else p for p in r.name.split("."))  # noqa: E731
+    records = []
+    for i, r in enumerate(sorted(report.layers, key=order)):
+        rec = {
+            "linear": i,
+            "outlier_percent": 100 * r.outlier_share,
+            "bits_per_parameter": r.bits_per_parameter,
+        }
+        if r.relative_loss is not None:
+            rec["relative_error"] = r.relative_loss
+        records.append(rec)
+    keys = [
+        k for k in ("relative_error", "outlier_percent", "bits_per_parameter") if any(k in r for r in records)
+    ]
+    return curves(records, path, keys, x="linear", title=title)
 
 
 @dataclass
