@@ -249,7 +249,7 @@ def combine() -> None:
                                      m["steps_per_s"], "previous version", b, m["steps_per_s"] / b, hw, today(),
                                      f"{CMD} --part speed"))  # fmt: skip
     write_results(entries, ROOT / "docs" / "benchmarks" / "prodige.json", "prodige")
-    notes = HERE / "notes.md"  # the prose read with the table
+    notes = RESULTS / "notes.md"  # the prose read with the table
     if notes.is_file():
         md = ROOT / "docs" / "benchmarks" / "prodige.md"
         md.write_text(md.read_text() + "\n" + notes.read_text())
