@@ -19,6 +19,7 @@ def test_calibrate_eval_generate(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "relMSE" in text and (out / "predictors.safetensors").is_file() and (out / "report.json").is_file()
     assert (out / "resolved_config.json").is_file()
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure, by default
     argv = ["eval", "--predictors", str(out), "--windows", "2", "--seqlen", "64", "--buffer-size", "16",
             "--methods", "fp16", "aquakv", "kivi2", "hf-quantized2"]  # fmt: skip
     assert main(argv) == 0
@@ -129,8 +130,9 @@ def test_ctrl_c_exits_130_with_one_line_then_resumes(tmp_path, monkeypatch, caps
     assert main(["calibrate", "--out", str(out), *FAST]) == 2  # not empty: --resume or a new folder
     _one_error_line(capsys, "--resume")
     monkeypatch.setattr(C, "calibrate", real)
-    assert main(["calibrate", "--out", str(out), "--resume", *FAST]) == 0
+    assert main(["calibrate", "--out", str(out), "--resume", "--no-plot", *FAST]) == 0
     assert (out / "predictors.json").is_file() and (out / "resolved_config.json").is_file()
+    assert (out / "report.json").is_file() and not (out / "report.png").exists()  # --no-plot
 
 
 def test_grids_lists_and_generates(tmp_path, monkeypatch, capsys):

@@ -40,6 +40,12 @@ class CalibrateOptions:
     offload: bool = field(
         default=False, metadata={"help": "keep activations and reconstructions on the CPU between layers"}
     )
+    plot: bool = field(
+        default=True,
+        metadata={
+            "help": "write report.png (each layer's prediction and reconstruction errors) next to report.json"
+        },
+    )
 
 
 def _load(spec: str, common: CommonOptions):
@@ -80,6 +86,8 @@ def calibrate_cmd(
     rows = [r.as_dict() for r in res.layers]
     write_json(out / "report.json", {"model": str(src), "seconds": res.seconds, "layers": rows,
                                      "config": cfg.to_dict(), "calibration": calib.to_dict()})  # fmt: skip
+    if opts.plot:
+        plot_report(rows, out / "report.png", title=f"AQUA-KV predictors of {src}")
     fmt = lambda x: "   -  " if x is None else f"{x:.4f}"
     print("layer  key pred relMSE (bits)   value pred relMSE (bits)   key/value relMSE after quantization")
     for r in rows:
@@ -91,6 +99,16 @@ def calibrate_cmd(
         )
     print(f"saved {out} ({res.seconds:.1f} s, {res.predictors.num_parameters():,} predictor parameters)")
     return 0
+
+
+def plot_report(rows: list[dict], path: Path, title: str = "") -> Path:
+    """Per layer: relative MSE of the predicted keys and values (before quantizing the residual) and
+    of the final reconstructions, on the held-out windows."""
+    from papercore.plot import curves
+
+    keys = ("key_pred_rel_mse", "value_pred_rel_mse", "key_rel_mse", "value_rel_mse")
+    records = [{"layer": r["layer"], **{k: r[k] for k in keys if r.get(k) is not None}} for r in rows]
+    return curves(records, path, keys, x="layer", title=title)
 
 
 @dataclass
