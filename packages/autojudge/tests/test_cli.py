@@ -148,3 +148,19 @@ def test_pipeline_end_to_end_writes_results_and_its_configs(saved_pair, tmp_path
     )
     assert MineConfig.from_json(path).min_per_class == 3 and TaskConfig.from_json(path).max_new_tokens == 8
     assert (out / "judge" / "judge.json").is_file() and (out / "mined" / "mining.json").is_file()
+    png = b"\x89PNG\r\n\x1a\n"
+    assert (out / "pareto.png").read_bytes()[:8] == png and (out / "judge" / "train.png").read_bytes()[
+        :8
+    ] == png
+    # --no-plot: the same JSON results, no figures
+    common = ["--target", str(saved_pair / "target"), "--draft", str(saved_pair / "draft"), "--no-plot"]
+    assert (
+        main(["train", "--mined", str(out / "mined"), "--out", str(tmp_path / "j"), "--c-grid", "1", *common])
+        == 0
+    )
+    assert (tmp_path / "j" / "train_report.json").is_file() and not (tmp_path / "j" / "train.png").exists()
+    argv = ["eval", "--judge", str(out / "judge"), "--out", str(tmp_path / "e"), "--data", str(saved_pair / "data.jsonl"),
+            "--checker", "ajchk:first_two", "--num-problems", "1", "--max-new-tokens", "4", "--window", "3",
+            "--threshold-indices", "0", *common]  # fmt: skip
+    assert main(argv) == 0
+    assert (tmp_path / "e" / "results.json").is_file() and not (tmp_path / "e" / "pareto.png").exists()

@@ -118,6 +118,10 @@ class TrainOptions:
     )
     target: str = _target()
     draft: str = _draft()
+    plot: bool = field(
+        default=True,
+        metadata={"help": "write train.png (validation ROC-AUC for each C) next to train_report.json"},
+    )
 
 
 def train(cfg: JudgeConfig, opts: TrainOptions, common: CommonOptions) -> int:
@@ -138,12 +142,33 @@ def train(cfg: JudgeConfig, opts: TrainOptions, common: CommonOptions) -> int:
     judge.save(opts.out)
     save_tensors(opts.out / "features.safetensors", feats)
     write_json(opts.out / "train_report.json", report)
+    if opts.plot:
+        try:
+            plot_train(report, opts.out / "train.png")
+        except ImportError:
+            print(NO_MATPLOTLIB)
     write_resolved_config(opts.out, cfg, opts, common=common)
     print(
         f"judge saved to {opts.out}: setup {cfg.setup}, C={report['C']:.3g}, validation ROC-AUC {report['val_auc']:.3f} "
         f"({report['train_mismatches']} train / {report['val_mismatches']} val mismatches)"
     )
     return 0
+
+
+NO_MATPLOTLIB = "matplotlib is not installed: skipped the plot (pip install 'autojudge[plot]')"
+
+
+def plot_train(report: dict, path: Path) -> Path:
+    """The judge's validation ROC-AUC for each regularisation strength C of the grid."""
+    import math
+
+    from papercore.plot import curves
+
+    records = [
+        {"log10_C": math.log10(float(c)), "split": "val", "val_auc": a} for c, a in report["auc_by_C"].items()
+    ]
+    title = f"judge ({report['setup']}): C = {report['C']:.3g} kept, ROC-AUC {report['val_auc']:.3f}"
+    return curves(sorted(records, key=lambda r: r["log10_C"]), path, ["val_auc"], x="log10_C", title=title)
 
 
 # -------------------------------------------------------------------------------------- generate
@@ -215,6 +240,10 @@ class EvalOptions:
     out: Path | None = field(
         default=None, metadata={"help": "write results.json (+ results.md, pareto.png) here"}
     )
+    plot: bool = field(
+        default=True,
+        metadata={"help": "write pareto.png (accuracy against accepted tokens per cycle) with --out"},
+    )
 
 
 def evaluate(cfg: EvalConfig, task: TaskConfig, opts: EvalOptions, common: CommonOptions) -> int:
@@ -242,10 +271,11 @@ def evaluate(cfg: EvalConfig, task: TaskConfig, opts: EvalOptions, common: Commo
     if opts.out:
         write_json(opts.out / "results.json", rows)
         (opts.out / "results.md").write_text(table + "\n")
-        if plot(rows, opts.out / "pareto.png"):
-            print(f"plot: {opts.out / 'pareto.png'}")
-        else:
-            print("matplotlib is not installed: skipped the plot (pip install 'autojudge[plot]')")
+        if opts.plot:
+            if plot(rows, opts.out / "pareto.png"):
+                print(f"plot: {opts.out / 'pareto.png'}")
+            else:
+                print(NO_MATPLOTLIB)
         write_resolved_config(opts.out, cfg, task, opts, common=common)
     return 0
 
@@ -259,6 +289,9 @@ class PipelineOptions:
     data: str = field(default="builtin", metadata={"help": DATA_HELP})
     num_problems: int = field(default=200, metadata={"help": "problems to mine (more with --min-per-class)"})
     eval_problems: int = field(default=30, metadata={"help": "evaluation problems"})
+    plot: bool = field(
+        default=True, metadata={"help": "write judge/train.png and pareto.png next to their JSON results"}
+    )
 
 
 def pipeline(
@@ -277,10 +310,11 @@ def pipeline(
     mine_opts = MineOptions(opts.target, opts.draft, opts.data, opts.num_problems, opts.out / "mined")
     _mine(mine_cfg, task, mine_opts, common)
     print(f"{clock()} mined", flush=True)
-    train(judge_cfg, TrainOptions(opts.out / "mined", opts.out / "judge", opts.target, opts.draft), common)
+    train_opts = TrainOptions(opts.out / "mined", opts.out / "judge", opts.target, opts.draft, plot=opts.plot)
+    train(judge_cfg, train_opts, common)
     print(f"{clock()} judge trained", flush=True)
     eval_opts = EvalOptions(
-        opts.out / "judge", opts.target, opts.draft, opts.data, opts.eval_problems, opts.out
+        opts.out / "judge", opts.target, opts.draft, opts.data, opts.eval_problems, opts.out, plot=opts.plot
     )
     evaluate(eval_cfg, task, eval_opts, common)
     write_resolved_config(opts.out, mine_cfg, judge_cfg, eval_cfg, task, opts, common=common)
