@@ -14,6 +14,7 @@ def test_out_folder_is_the_model(quantized_run, capsys):
     out = quantized_run
     assert (out / "config.json").is_file() and not (out / "model").exists()
     assert not (out / ".blocks").exists()  # per-block checkpoints are removed once the model is saved
+    assert (out / "quantize.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure, by default
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scheme"] == "1x4g8" and summary["perplexity_after"] > 0
     assert AQLMConfig.from_json(out / "resolved_config.json") == AQLMConfig.from_scheme(
@@ -53,8 +54,9 @@ def test_resume_after_an_interrupt(quantized_run, tmp_path, monkeypatch, cli):
     assert (out / ".blocks" / "block_0000.safetensors").is_file() and not (out / "config.json").exists()
     assert main(["quantize", "--out", str(out), *FAST_CLI]) == 2  # not empty, no --resume
     assert main(["quantize", "--out", str(out), "--resume", *FAST_CLI, "--beam-size", "2"]) == 2
-    assert run_cli(["quantize", "--out", str(out), "--resume", "--keep-blocks", *FAST_CLI]) == 0
+    assert run_cli(["quantize", "--out", str(out), "--resume", "--keep-blocks", "--no-plot", *FAST_CLI]) == 0
     assert (out / ".blocks" / "block_0001.safetensors").is_file()  # kept on request
+    assert (out / "summary.json").is_file() and not (out / "quantize.png").exists()  # --no-plot
     resumed, whole = load_file(out / "model.safetensors"), load_file(quantized_run / "model.safetensors")
     assert resumed.keys() == whole.keys()
     for key in whole:
@@ -94,6 +96,14 @@ def test_finetune_with_code_updates(quantized_run, tmp_path, capsys):
     assert DistillConfig.from_json(ft / "resolved_config.json").code_update_every == 1
     model = aqlm.load_quantized(ft)
     assert model.model.layers[1].self_attn.q_proj.codebooks.dtype == torch.float16
+    results = json.loads((ft / "finetune.json").read_text())
+    assert results["steps"] == 2 and len(results["train_kl"]) == 2 and len(results["code_changes"]) == 2
+    assert (ft / "finetune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    quiet = tmp_path / "quiet"
+    argv = ["finetune", "--quantized", str(quantized_run), "--out", str(quiet), "--nsamples", "2"]
+    argv += ["--seqlen", "16", "--batch-size", "2", "--eval-windows", "1", "--no-plot", "--device", "cpu"]
+    assert main(argv) == 0
+    assert (quiet / "finetune.json").is_file() and not (quiet / "finetune.png").exists()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from aqlm import __version__
@@ -65,6 +65,10 @@ class QuantizeOptions:
     )
     eval_seqlen: int | None = field(default=None, metadata={"help": "evaluation window (default: --seqlen)"})
     eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
+    plot: bool = field(
+        default=True,
+        metadata={"help": "write quantize.png (each linear's relative error) next to summary.json"},
+    )
 
 
 def model_folder(path: Path) -> Path:
@@ -175,6 +179,8 @@ def _quantize(config: AQLMConfig, opts: QuantizeOptions, common: CommonOptions, 
         "eval": {"dataset": opts.eval_dataset, "seqlen": eval_seqlen, "windows": opts.eval_windows},
     }
     write_json(out / "summary.json", summary)
+    if opts.plot:
+        plot_quantize(report, out / "quantize.png", title=f"{src}: AQLM {config.scheme}")
     if opts.keep_blocks:
         write_json(out / BLOCKS / "report.json", report.to_dict())
     else:
@@ -187,6 +193,20 @@ def _quantize(config: AQLMConfig, opts: QuantizeOptions, common: CommonOptions, 
     )
     log.debug("per-layer report: %s", report.layers)
     return 0
+
+
+def plot_quantize(report, path: Path, title: str = "") -> Path:
+    """Each quantized linear's relative error ``||(W - Ŵ)X||² / ||WX||²``, in model order."""
+    from papercore.plot import curves
+
+    layers = sorted(report.layers, key=lambda r: _layer_order(r.name))
+    records = [{"linear": i, "relative_mse": r.relative_mse} for i, r in enumerate(layers)]
+    return curves(records, path, x="linear", title=title)
+
+
+def _layer_order(name: str) -> tuple:
+    """``model.layers.10.mlp.up_proj`` sorts after ``model.layers.9...``."""
+    return tuple(int(p) if p.isdigit() else p for p in name.split("."))
 
 
 @dataclass
@@ -236,12 +256,17 @@ class FinetuneOptions:
         metadata={"help": "tokenize about this many characters of the corpus per needed token; 0: all"},
     )
     eval_windows: int | None = field(default=64, metadata={"help": "evaluation windows (None: all)"})
+    plot: bool = field(
+        default=True,
+        metadata={"help": "write finetune.png (KL per step, codes changed per update) next to finetune.json"},
+    )
 
 
 def finetune(config: DistillConfig, opts: FinetuneOptions, common: CommonOptions) -> int:
     """End-to-end fine-tuning: distil the teacher's logits into the quantized model (KL)."""
     from aqlm.checkpoint import load_quantized, save_quantized
     from aqlm.finetune import distill_
+    from papercore.io import write_json
     from papercore.llm.data import eval_windows, get_calibration_data, get_eval_stream
     from papercore.llm.metrics import perplexity
 
@@ -275,6 +300,12 @@ def finetune(config: DistillConfig, opts: FinetuneOptions, common: CommonOptions
     after = perplexity(student, windows, device=device, progress=False)
     save_quantized(student, opts.out, tokenizer=tok, codebook_dtype=None)  # the dtypes it was loaded in
     write_resolved_config(opts.out, config, opts, common=common)
+    write_json(
+        opts.out / "finetune.json",
+        {"perplexity_before": before, "perplexity_after": after, **asdict(res)},
+    )
+    if opts.plot:
+        plot_finetune(res, opts.out / "finetune.png", title=f"end-to-end fine-tuning of {opts.quantized}")
     changed = (
         f"; codes changed per update {sum(res.code_changes) / len(res.code_changes):.2%}"
         if res.code_changes
@@ -285,6 +316,24 @@ def finetune(config: DistillConfig, opts: FinetuneOptions, common: CommonOptions
         f"perplexity {before:.2f} -> {after:.2f}; saved {opts.out}"
     )
     return 0
+
+
+def plot_finetune(res, path: Path, title: str = "") -> Path:
+    """KL to the teacher at each step (validation KL per epoch when measured) and the fraction of
+    code groups each code update changed."""
+    from papercore.plot import curves
+
+    records = [{"step": i + 1, "split": "train", "kl": v} for i, v in enumerate(res.train_kl)]
+    if res.val_kl:
+        per_epoch = res.steps // len(res.val_kl)
+        records += [{"step": (e + 1) * per_epoch, "split": "val", "kl": v} for e, v in enumerate(res.val_kl)]
+    if res.code_changes:
+        every = res.steps // len(res.code_changes)
+        records += [
+            {"step": (k + 1) * every, "split": "train", "codes_changed": v}
+            for k, v in enumerate(res.code_changes)
+        ]
+    return curves(records, path, title=title)
 
 
 @dataclass
@@ -351,7 +400,7 @@ def demo(common: CommonOptions) -> int:
     for name in ("aqlm", "papercore"):  # a short summary, not the per-layer log of a long job
         logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="aqlm-demo-") as tmp:
-        opts = QuantizeOptions(out=Path(tmp) / "run", nsamples=32)
+        opts = QuantizeOptions(out=Path(tmp) / "run", nsamples=32, plot=False)
         return quantize(AQLMConfig(max_epochs=20), opts, common)
 
 
