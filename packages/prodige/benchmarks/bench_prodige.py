@@ -5,6 +5,7 @@
     python benchmarks/bench_prodige.py --part cf
     python benchmarks/bench_prodige.py --part glove
     python benchmarks/bench_prodige.py --part speed
+    python benchmarks/bench_prodige.py --part speed-cpu                    # CPU seconds per step
     python benchmarks/bench_prodige.py --combine                           # docs/benchmarks/prodige.{json,md}
 
 Every learned method runs 3 seeds (mean ± std); baselines run in the same process on the same
@@ -189,6 +190,45 @@ def speed(min_steps: int = 5, min_seconds: float = 3.0, method: str = "auto") ->
     return out
 
 
+def speed_cpu(steps: int = 4) -> dict:
+    """CPU seconds per step (``time.process_time``: the time this process ran, less sensitive to a
+    shared machine's load than wall time) of the 10k graph with 256 random pairs, per search method,
+    and of a sparser (mid-pruning) 10k graph."""
+    from prodige.config import ProdigeConfig
+    from prodige.init import init_graph
+    from prodige.paths import find_paths, path_distances
+    from prodige.tasks import DistanceTask
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10000, 32))
+    task = DistanceTask(points=X)
+    out = {}
+    for knn, rnd, methods in ((64, 32, ("full", "meet", "bidirectional")), (8, 4, ("bidirectional",))):
+        g = init_graph(X, config=ProdigeConfig(knn=knn, random_edges=rnd), scale=task.scale,
+                       default_distance=task.max_target())  # fmt: skip
+        opt = torch.optim.SparseAdam(list(g.edges.parameters()), lr=0.05)
+        gen = torch.Generator().manual_seed(0)
+        for method in methods:
+            cpu, wall = [], []
+            for _ in range(steps):  # the first is a warm-up
+                t0, c0 = time.perf_counter(), time.process_time()
+                kept = g.sample_kept(gen)
+                b = task.sample(rng, 256, 1)
+                p = find_paths(g, b.src, b.dst, kept, soft=True, method=method)
+                d, logp = path_distances(g, p)
+                loss, _ = task.loss(d, b)
+                (loss - logp.mean()).backward()
+                opt.step()
+                opt.zero_grad()
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - t0)
+            key = f"10k, {knn} kNN + {rnd} random ({g.n_edges} edges), 256 random pairs, {method}"
+            out[key] = {"cpu_s_per_step": float(np.mean(cpu[1:])), "wall_s_per_step": float(np.mean(wall[1:])),
+                        "load": os.getloadavg()[0]}  # fmt: skip
+            print(key, out[key], flush=True)
+    return out
+
+
 def combine() -> None:
     from papercore.bench import Entry, hardware, today, write_results
 
@@ -248,6 +288,16 @@ def combine() -> None:
                                      "per source, rebuilt CSR), same command and machine", "steps/s",
                                      m["steps_per_s"], "previous version", b, m["steps_per_s"] / b, hw, today(),
                                      f"{CMD} --part speed"))  # fmt: skip
+    f = RESULTS / "speed_cpu_time.json"
+    if f.is_file():
+        r = json.loads(f.read_text())
+        full = next((m["cpu_s_per_step"] for k, m in r.items() if k.endswith(", full")), None)
+        for name, m in r.items():
+            if full and not name.endswith(", full"):
+                entries.append(Entry(f"CPU seconds per train step (process time; load {m['load']:.0f}), {name}",
+                                     "CPU s/step (lower is better)", m["cpu_s_per_step"],
+                                     "full Dijkstra per source, unpruned 10k graph", full, m["cpu_s_per_step"] / full,
+                                     hw, today(), f"{CMD} --part speed-cpu"))  # fmt: skip
     write_results(entries, ROOT / "docs" / "benchmarks" / "prodige.json", "prodige")
     notes = RESULTS / "notes.md"  # the prose read with the table
     if notes.is_file():
@@ -257,7 +307,7 @@ def combine() -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["compression", "cf", "glove", "speed"])
+    ap.add_argument("--part", choices=["compression", "cf", "glove", "speed", "speed-cpu"])
     ap.add_argument("--data", default="digits")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=3)
@@ -273,6 +323,8 @@ def main():
         res, name = compression(a.data, a.seeds, a.steps, a.finetune, a.n), f"compression_{a.data}"
     elif a.part == "cf":
         res, name = cf(a.seeds, a.steps, a.finetune, 8.0), "cf"
+    elif a.part == "speed-cpu":
+        res, name = speed_cpu(), "speed_cpu_time"
     elif a.part == "glove":
         res, name = glove(a.seeds, a.steps, a.finetune), "glove"
     else:
