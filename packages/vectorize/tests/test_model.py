@@ -31,7 +31,9 @@ def test_mapping_loss_is_the_integrated_squared_distance():
 
     ref = integrate.quad(lambda s: np.sum((bez(p, s) - bez(t, s)) ** 2) / 64**2, 0, 1)[0]
     pred = torch.tensor([[[*p, 5.0]]], dtype=torch.float32)
-    got = slot_loss(pred, torch.tensor(np.array([[t]]), dtype=torch.float32), torch.tensor([[True]]), cfg)["params"]
+    got = slot_loss(pred, torch.tensor(np.array([[t]]), dtype=torch.float32), torch.tensor([[True]]), cfg)[
+        "params"
+    ]
     assert abs(got.item() - ref) < 1e-5
 
 

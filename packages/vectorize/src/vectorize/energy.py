@@ -62,22 +62,35 @@ def curve_rects(curves: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def two_range_energy(rect: torch.Tensor, q: torch.Tensor, weight: torch.Tensor | None = None,
-                     coarse: int = 8) -> torch.Tensor:  # fmt: skip
+                     coarse: int = 8, backend: str = "auto") -> torch.Tensor:  # fmt: skip
     """``E = sum_p w(p) q(p) [0.98 phi_1(p)] + 0.02 sum_cells q_cell phi_32(cell)`` per rectangle.
 
     ``rect [B, K, 5]``, residual ``q [B, H, W]`` (held fixed), optional per-rectangle pixel weights
     ``weight [B, K, H*W]``. The far range, smooth at the scale of 32 px, is evaluated on cells of
     ``coarse x coarse`` pixels (the cell sum of ``q`` at the cell centre). Returns ``[B, K]``.
+    ``backend``: auto (the Triton kernel of ``vectorize.kernels.energy`` on CUDA, else torch
+    autograd), triton or torch.
     """
+    from papercore.kernels.triton_guard import resolve_backend
+
+    use_triton = resolve_backend(backend, q.device) == "triton"
     B, H, W = q.shape
     dev, dt = q.device, rect.dtype
     yy, xx = torch.meshgrid(torch.arange(H, device=dev, dtype=dt) + 0.5, torch.arange(W, device=dev, dtype=dt) + 0.5,
                             indexing="ij")  # fmt: skip
-    phi = unit_energy(rect, xx.reshape(-1), yy.reshape(-1), CLOSE[0])
     qf = q.reshape(B, 1, -1)
-    close = (phi * qf * (weight if weight is not None else 1)).sum(-1)
+    r = qf * weight if weight is not None else qf
+    if use_triton:
+        from vectorize.kernels.energy import energy
+
+        close = energy(rect, xx.reshape(-1), yy.reshape(-1), r, CLOSE[0], backend="triton")
+    else:
+        close = (unit_energy(rect, xx.reshape(-1), yy.reshape(-1), CLOSE[0]) * r).sum(-1)
     qc = torch.nn.functional.avg_pool2d(q[:, None], coarse).flatten(1) * coarse * coarse  # [B, cells]
     cy, cx = torch.meshgrid(torch.arange(H // coarse, device=dev, dtype=dt) * coarse + coarse / 2,
                             torch.arange(W // coarse, device=dev, dtype=dt) * coarse + coarse / 2, indexing="ij")  # fmt: skip
-    far = (unit_energy(rect, cx.reshape(-1), cy.reshape(-1), FAR[0]) * qc[:, None]).sum(-1)
+    if use_triton:
+        far = energy(rect, cx.reshape(-1), cy.reshape(-1), qc[:, None], FAR[0], backend="triton")
+    else:
+        far = (unit_energy(rect, cx.reshape(-1), cy.reshape(-1), FAR[0]) * qc[:, None]).sum(-1)
     return CLOSE[1] * close + FAR[1] * far

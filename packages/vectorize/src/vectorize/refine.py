@@ -239,13 +239,13 @@ def _refine_batch(targets, ds, cfg, device, seed):
             R = cov.amax(1).reshape(-1, H, W) if cov.shape[1] else torch.zeros_like(T)
             q = R - T
             weight = 1 + (cfg.own_weight - 1) * (cov > 0.5).float()
-        if cfg.reinit_every and it and it % cfg.reinit_every == 0:
+        if cfg.reinit_every and it % cfg.reinit_every == 0:
             lr_now = lr_.detach().clone()
             n = lm.shape[1]
             own = cov[:, :n]
             prec = (own * T.reshape(len(T), 1, -1)).sum(-1) / own.sum(-1).clamp_min(1e-6)
             _reinit(lr_now, lm, R, T, rng, cfg.collapse_width, prec < 0.5)
-            if cfg.merge_every and it % cfg.merge_every == 0:
+            if cfg.merge_every and it and it % cfg.merge_every == 0:
                 _merge(lr_now, lm, cfg.merge_angle)
             with torch.no_grad():
                 pos.copy_(lr_now[..., :3])
