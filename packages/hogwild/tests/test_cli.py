@@ -83,6 +83,7 @@ def test_eval_writes_accuracy_per_budget(model_dir, tmp_path, capsys):
     assert rc == 0
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(report["accuracy"]) == {"3", "5"} and len(report["problems"]) == 2
+    assert (tmp_path / "out" / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # by default
     assert report["problems"][1]["gold"] == "5" and report["seed"] == 7
     # the resolved config loads back, and repeats the run
     resolved = tmp_path / "out" / "resolved_config.json"
@@ -90,8 +91,9 @@ def test_eval_writes_accuracy_per_budget(model_dir, tmp_path, capsys):
     assert cfg == GenerateConfig(budget=5, record_at=(3,), temperature=1.0)
     saved = json.loads(resolved.read_text())
     assert saved["options"]["dataset"] == str(data) and saved["common"]["seed"] == 7
-    assert cli.main(["eval", "--config", str(resolved), "--out", str(tmp_path / "again")]) == 0
+    assert cli.main(["eval", "--config", str(resolved), "--out", str(tmp_path / "again"), "--no-plot"]) == 0
     again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert not (tmp_path / "again" / "results.png").exists()  # --no-plot
     assert again["problems"] == [
         {**p, "seconds": q["seconds"]} for p, q in zip(report["problems"], again["problems"])
     ]

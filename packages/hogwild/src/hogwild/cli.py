@@ -67,7 +67,11 @@ class EvalOptions(ModelOptions):
     split: str = field(default="train", metadata={"help": "split of a datasets name"})
     limit: int | None = field(default=None, metadata={"help": "first N problems"})
     out: Path | None = field(
-        default=None, metadata={"help": "write results.json and resolved_config.json here"}
+        default=None, metadata={"help": "write results.json, results.png and resolved_config.json here"}
+    )
+    plot: bool = field(
+        default=True,
+        metadata={"help": "write results.png (accuracy against the budget) next to results.json"},
     )
 
 
@@ -249,9 +253,19 @@ def evaluate_cmd(cfg: GenerateConfig, opts: EvalOptions, common: CommonOptions) 
     print(f"status: {status}")
     if opts.out:
         write_json(opts.out / "results.json", report)
+        if opts.plot:
+            plot_accuracy(report, opts.out / "results.png", title=f"{opts.model} on {opts.dataset}")
         write_resolved_config(opts.out, cfg, opts, common=common)
         print(f"wrote {opts.out / 'results.json'}")
     return 0
+
+
+def plot_accuracy(report: dict, path: Path, title: str = "") -> Path:
+    """Accuracy against the budget (forward passes) at which the answers were scored."""
+    from papercore.plot import curves
+
+    records = [{"budget": int(b), "accuracy": a} for b, a in report["accuracy"].items()]
+    return curves(sorted(records, key=lambda r: r["budget"]), path, ["accuracy"], x="budget", title=title)
 
 
 @dataclass
