@@ -102,7 +102,7 @@ def main():
     p.add_argument(
         "--jobs", type=int, default=1, help="runs (loss, seed) and DIP images in parallel processes"
     )
-    p.add_argument("--out", type=Path, default=None, help="write OUT.json, OUT.md and OUT-details.json")
+    p.add_argument("--out", type=Path, default=None, help="write OUT.json, OUT.md and OUT.details.json")
     p.add_argument(
         "--json", type=Path, default=None, help="also write the entries here (the GPU suite's flag)"
     )
@@ -200,7 +200,7 @@ def main():
         write_results(entries, a.json, "depth-sr quality (synthetic scenes)")
     if a.out is not None:
         write_results(entries, a.out.with_suffix(".json"), "depth-sr quality (synthetic scenes)")
-        write_json(a.out.parent / (a.out.name + "-details.json"), details)
+        write_json(a.out.parent / (a.out.name + ".details.json"), details)
     else:
         write_results(entries, None)
 

@@ -7,6 +7,7 @@ With no data arguments every command runs on built-in synthetic scenes; ``upsamp
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -143,11 +144,15 @@ def train_cmd(
             f"--out {opts.out} already holds a run: pass --resume to continue it, or a new folder"
         )
     train_s, val_s, _ = scene_splits(scene, opts.n_train, opts.n_val, 0, seed=common.seed)
-    write_resolved_config(opts.out, msg, tcfg, scene, opts, common=common)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun / accelerate launch: rank 0 writes
+    if main_rank:
+        write_resolved_config(opts.out, msg, tcfg, scene, opts, common=common)
     t0 = time.perf_counter()
     device = "cpu" if common.torch_device.type == "cpu" else "auto"
     fit(msg, tcfg, train_s, val_s or None, noise=scene.noise, out=opts.out, seed=common.seed, device=device,
         resume=opts.resume, plot=opts.plot)  # fmt: skip
+    if not main_rank:
+        return 0
     write_json(opts.out / "model" / "scene.json", {"scene": scene.to_dict(), "seed": common.seed})
     print(f"trained MSG x{msg.scale} ({tcfg.loss}) for {tcfg.steps} steps on {opts.n_train} scenes in "
           f"{time.perf_counter() - t0:.0f} s: {opts.out / 'model'}")  # fmt: skip

@@ -135,10 +135,15 @@ class MSGNet(nn.Module):
             )
         return lr, rgb.to(lr.dtype)
 
-    def forward(self, lr: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, lr: torch.Tensor, rgb: torch.Tensor, *, normalised_output: bool = False
+    ) -> torch.Tensor:
+        """HR depth; with ``normalised_output`` the prediction on the LR map's normalised scale (what
+        training compares; through ``forward`` so a DistributedDataParallel wrapper sees the call)."""
         lr, rgb = self._check(lr, rgb)
         norm, lo, rng, _ = normalise(lr)
-        return lo + rng * self.normalised(norm, rgb)
+        pred = self.normalised(norm, rgb)
+        return pred if normalised_output else lo + rng * pred
 
     def normalised(self, norm: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
         """:math:`\\bar D_h = \\mathrm{bicubic}(L) + f_\\theta(\\bar D_l - L, Y)` on normalised depth."""

@@ -81,7 +81,7 @@ def losses(model: MSGNet, batch, loss: str = "mix", lam: float = 1.0) -> dict[st
     """``{"loss", "l2", "msev"}`` of a batch (see the module docstring)."""
     lr, rgb, hr, K = batch
     norm, lo, rng, _ = normalise(lr)
-    pred_n = model.normalised(norm, rgb)
+    pred_n = model(lr, rgb, normalised_output=True)
     ok = valid_mask(hr)
     l2 = (torch.where(ok, pred_n - (hr - lo) / rng, 0) ** 2).sum() / ok.sum().clamp_min(1)
     msev = mse_v((lo + rng * pred_n)[:, 0], hr[:, 0], K)
@@ -124,7 +124,7 @@ def fit(
     trainer.fit(step, sampler, val_fn=validate if val is not None else None, monitor="loss",
                 desc=f"msg x{msg.scale} {train.loss}", plot=plot)  # fmt: skip
     model = trainer.unwrap("msg").cpu().eval()
-    if out is not None:
+    if out is not None and trainer.is_main:  # one writer under torchrun / accelerate launch
         save_model(model, Path(out) / "model", {"train": train.to_dict(), "noise": noise, "seed": seed})
     return model
 
