@@ -57,6 +57,21 @@ def test_fit_then_transport(files, capsys):
     assert (
         main(
             [
+                "transport",
+                "--model",
+                str(out),
+                "--input",
+                str(files / "nan.npy"),
+                "--out",
+                str(files / "n.npy"),
+            ]
+        )
+        == 2
+    )
+    assert "row 7" in capsys.readouterr().err
+    assert (
+        main(
+            [
                 "fit",
                 "--source",
                 str(files / "x.npy"),

@@ -224,6 +224,10 @@ class BenchOptions:
     steps: int = field(default=0, metadata={"help": "max-min steps per fit (0: the suite's budget)"})
     size: int = field(default=8, metadata={"help": "digits: glyph image side (8 on CPU; 32 for the GPU run)"})
     map_net: str = field(default="", metadata={"help": "digits: map network override (e.g. unet)"})
+    source_domain: str = field(
+        default="digits",
+        metadata={"help": "digits: domain A, digits (scikit-learn) or glyphs-b (a second glyph alphabet)"},
+    )
     out: Path | None = field(
         default=None, metadata={"help": "write results.json, results.md (and results.png) here"}
     )
@@ -240,7 +244,7 @@ def bench_cmd(opts: BenchOptions, common: CommonOptions) -> int:
         raise UserError(f"--seeds must be >= 1, got {opts.seeds}")
     kw = {}
     if opts.suite == "digits":
-        kw = {"size": opts.size, "map_net": opts.map_net or None}
+        kw = {"size": opts.size, "map_net": opts.map_net or None, "source": opts.source_domain}
     dev = "cpu" if common.device == "auto" and not torch.cuda.is_available() else common.device
     dev = str(common.torch_device) if dev == "auto" else dev
     t0 = time.perf_counter()

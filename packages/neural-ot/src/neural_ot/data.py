@@ -123,6 +123,26 @@ GLYPHS: list[list[tuple]] = [
 ]
 
 
+# A second alphabet (domain A of the glyph-to-glyph task, e.g. the GPU run at 32×32).
+GLYPHS_B: list[list[tuple]] = [
+    [("l", 0.2, 0.2, 0.8, 0.2), ("l", 0.5, 0.2, 0.5, 0.85)],  # T
+    [("l", 0.25, 0.15, 0.25, 0.85), ("l", 0.75, 0.15, 0.75, 0.85), ("l", 0.25, 0.5, 0.75, 0.5)],  # H
+    [("l", 0.2, 0.2, 0.8, 0.2), ("l", 0.8, 0.2, 0.2, 0.8), ("l", 0.2, 0.8, 0.8, 0.8)],  # Z
+    [("l", 0.2, 0.2, 0.5, 0.8), ("l", 0.5, 0.8, 0.8, 0.2)],  # V
+    [
+        ("l", 0.5, 0.15, 0.85, 0.5),
+        ("l", 0.85, 0.5, 0.5, 0.85),
+        ("l", 0.5, 0.85, 0.15, 0.5),
+        ("l", 0.15, 0.5, 0.5, 0.15),
+    ],  # diamond
+    [("e", 0.5, 0.3, 0.2, 0.15), ("e", 0.5, 0.7, 0.2, 0.15)],  # two rings
+    [("l", 0.5, 0.15, 0.5, 0.85)],  # bar
+    [("l", 0.15, 0.5, 0.85, 0.5), ("l", 0.6, 0.3, 0.85, 0.5), ("l", 0.6, 0.7, 0.85, 0.5)],  # arrow
+    [("e", 0.5, 0.5, 0.32, 0.2)],  # flat ellipse
+    [("l", 0.2, 0.8, 0.2, 0.2), ("l", 0.2, 0.2, 0.8, 0.8), ("l", 0.8, 0.8, 0.8, 0.2)],  # N
+]
+
+
 def _render(strokes, size: int, rng: np.random.Generator, n: int, supersample: int = 4) -> np.ndarray:
     """Rasterise ``n`` copies of a glyph, each with its own random rotation, scale, shift and stroke
     width; antialiased by supersampling. Returns ``[n, size, size]`` in [0, 1]."""
@@ -151,35 +171,43 @@ def _render(strokes, size: int, rng: np.random.Generator, n: int, supersample: i
     return img.reshape(n, size, supersample, size, supersample).mean((2, 4))
 
 
-def glyphs(n: int = 2000, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` procedurally rendered glyphs of 10 classes (:data:`GLYPHS`), ``size × size``, in [-1, 1]:
-    ``([n, size²] float32, [n] labels)``. Each image has its own rotation, scale, shift and stroke width."""
+def glyphs(n: int = 2000, size: int = 8, seed: int = 0, alphabet: str = "a") -> tuple[np.ndarray, np.ndarray]:
+    """``n`` procedurally rendered glyphs of 10 classes (alphabet ``"a"``: :data:`GLYPHS`, ``"b"``:
+    :data:`GLYPHS_B`), ``size × size``, in [-1, 1]: ``([n, size²] float32, [n] labels)``. Each image
+    has its own rotation, scale, shift and stroke width."""
+    shapes = {"a": GLYPHS, "b": GLYPHS_B}[alphabet]
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, len(GLYPHS), n)
+    labels = rng.integers(0, len(shapes), n)
     imgs = np.zeros((n, size, size), np.float32)
     for k in range(len(GLYPHS)):
         idx = np.flatnonzero(labels == k)
         if len(idx):
-            imgs[idx] = _render(GLYPHS[k], size, rng, len(idx), supersample=4 if size <= 16 else 2)
+            imgs[idx] = _render(shapes[k], size, rng, len(idx), supersample=4 if size <= 16 else 2)
     return (imgs.reshape(n, -1) * 2 - 1).astype(np.float32), labels.astype(np.int64)
 
 
 def digits_to_glyphs(
-    size: int = 8, n_target: int = 2000, seed: int = 0, test_fraction: float = 0.3
+    size: int = 8, n_target: int = 2000, seed: int = 0, test_fraction: float = 0.3, source: str = "digits"
 ) -> ClassProblem:
-    """Domain A = scikit-learn digits (all labelled), domain B = glyphs whose classes are a random
-    permutation of the digits' (digit k must become glyph ``perm[k]``). The digits are split into
-    train and test (``extra["test"]``, ``extra["test_labels"]``); 8×8 digits are upsampled for larger ``size``."""
-    x, y = digits()
-    if size != 8:
-        x = _resize(x, 8, size)
+    """Domain A = scikit-learn digits (all labelled; ``source="glyphs-b"``: 1,797 glyphs of the second
+    alphabet instead, no scikit-learn needed), domain B = glyphs whose classes are a random
+    permutation of A's (class k must become glyph ``perm[k]``). A is split into train and test
+    (``extra["test"]``, ``extra["test_labels"]``); 8×8 digits are upsampled for larger ``size``."""
+    if source == "digits":
+        x, y = digits()
+        if size != 8:
+            x = _resize(x, 8, size)
+    elif source == "glyphs-b":
+        x, y = glyphs(1797, size, seed=2000 + seed, alphabet="b")
+    else:
+        raise ValueError(f"source must be digits or glyphs-b, got {source!r}")
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(x))
     n_test = int(test_fraction * len(x))
     te, tr = idx[:n_test], idx[n_test:]
     xt, lt = glyphs(n_target, size, seed=1000 + seed)
     perm = rng.permutation(10)
-    return ClassProblem(x[tr], y[tr], xt, lt, perm, (1, size, size), name=f"digits-to-glyphs{size}",
+    return ClassProblem(x[tr], y[tr], xt, lt, perm, (1, size, size), name=f"{source}-to-glyphs{size}",
                         extra={"test": x[te], "test_labels": y[te]})  # fmt: skip
 
 
