@@ -300,6 +300,16 @@ class Trainer:
                 self.schedulers[n].step()
         return out
 
+    def _mean_over_processes(self, running: dict[str, list]) -> dict[str, float]:
+        """Each metric's mean over the logged steps and over the processes (each process's value is
+        its shard's; the mean of equal shards is the global batch's for per-sample means)."""
+        means = {k: _mean(v) for k, v in running.items()}
+        if self.world_size == 1 or not means:
+            return means
+        t = torch.tensor(list(means.values()), dtype=torch.float64, device=self.device)
+        t = self.accelerator.reduce(t, reduction="mean")
+        return dict(zip(means, t.tolist(), strict=True))
+
     # ------------------------------------------------------------------ data
     def _batches(self, data: Any) -> Iterator[Any] | None:
         """The batch of each step from ``self.step`` on (None when the step function draws its own)."""
@@ -375,7 +385,7 @@ class Trainer:
                         )
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         record = {"step": self.step, "split": "train"}
-                        record.update({k: _mean(v) for k, v in running.items()})
+                        record.update(self._mean_over_processes(running))
                         record["seconds"] = round(time.perf_counter() - t0, 3)
                         self._record(record)
                         running.clear()
@@ -516,7 +526,7 @@ class Trainer:
             f = path / f"model-{n}.safetensors"
             if not f.is_file():
                 raise ConfigError(f"--resume {path.parent}: the checkpoint has no model {n!r}")
-            self.unwrap(n).load_state_dict(load_tensors(f, self.device))
+            self.unwrap(n).load_state_dict(load_tensors(f))
         for n, opt in self._raw_optimizers.items():
             load_optimizer(opt, path / f"optimizer-{n}")
         for n, s in self.schedulers.items():

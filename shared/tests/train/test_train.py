@@ -243,3 +243,8 @@ def test_two_processes_give_the_weights_of_one(tmp_path):
     assert [a + b for a, b in zip(seen[1], seen[2])] == seen[0]  # ... of the same global batch
     meta = json.loads((tmp_path / "two" / "checkpoint" / "trainer.json").read_text())
     assert meta["world_size"] == 2 and (tmp_path / "two" / "checkpoint" / "rng-1.safetensors").is_file()
+    # the logged loss is the global batch's (the mean over processes of equal shards' means), not rank 0's
+    curve = lambda d: [
+        json.loads(x)["loss"] for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert curve("two") == pytest.approx(curve("one"), rel=1e-5)
