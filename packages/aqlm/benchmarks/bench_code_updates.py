@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--code-update-every", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--max-code-change", type=float, default=0.01)
     ap.add_argument("--code-beam-size", type=int, default=5)
-    ap.add_argument("--code-residual-decay", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--code-residual-decay", type=float, nargs="+", default=[0.0, 1.0])
     ap.add_argument("--eval-windows", type=int, default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
