@@ -23,8 +23,8 @@ from papercore.testing import free_port
 
 
 def run(nproc: int, args, out: Path) -> float:
-    exe = str(Path(sys.executable).parent / "depth-sr")
-    train = [exe, "train", "--out", str(out), "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+    # python -m depth_sr.cli: works without the console script (the GPU suite runs from source)
+    train = [sys.executable, "-m", "depth_sr.cli", "train", "--out", str(out), "--steps", str(args.steps), "--batch-size", str(args.batch_size),
              "--size", str(args.size), "--crop", str(args.crop), "--n-train", str(args.n_train), "--n-val", "0",
              "--log-every", "1", "--eval-every", "0", "--checkpoint-every", "0", "--no-plot",
              "--device", args.device]  # fmt: skip
