@@ -43,6 +43,9 @@ class Step:
 _W2 = "packages/w2gn/benchmarks/bench_w2.py"
 _WIN = "packages/wbar/benchmarks/bench_win.py"
 STEPS = [
+    Step(  # issue #29 on one GPU (--nproc 1); a 2-GPU machine runs --nproc 1 2
+        "depth-sr-ddp-1gpu", "packages/depth-sr/benchmarks/bench_ddp.py", "--nproc 1 --steps 100".split(), 300
+    ),
     Step(
         "w2gn-speed",
         "packages/w2gn/benchmarks/bench_speed.py",
