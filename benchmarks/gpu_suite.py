@@ -91,6 +91,31 @@ STEPS = [
         "--suite ave-synth --seeds 1 --steps 10 --not-steps 20 --batch 64".split(),
         300,
     ),
+    # the new packages' quality runs: long, so last (each may need a suite call of its own)
+    Step(
+        "depth-sr-quality",
+        "packages/depth-sr/benchmarks/bench_quality.py",
+        (
+            "--device cuda --n-train 2000 --n-val 64 --n-test 64 --scales 4 8 --steps 1500 --batch-size 32 "
+            "--full-width --seeds 3 --jobs 1 --threads 4 --dip-images 4 --dip-steps 300"
+        ).split(),
+        480,
+    ),
+    Step(
+        "vectorize-gpu",
+        "packages/vectorize/benchmarks/bench_quality.py",
+        "--device cuda --threads 8 --train-minutes 8 --pages 50 --seeds 1 --size 512 --speed".split(),
+        1500,
+    ),
+    Step(
+        "def3d-points-d6w158",
+        "packages/def3d/benchmarks/bench_quality.py",
+        (
+            "--preset d6w158 --patch-points 4096 --steps 3000 --batch-size 16 --train-patches 4096 "
+            "--device cuda --head hist --seed 0 --out /tmp/def3d-gpu"
+        ).split(),
+        2400,
+    ),
 ]
 
 
