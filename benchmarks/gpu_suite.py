@@ -93,6 +93,18 @@ STEPS = [
     ),
     # the new packages' quality runs: long, so last (each may need a suite call of its own)
     Step(
+        "neural-ot-speed",
+        "packages/neural-ot/benchmarks/bench_speed.py",
+        "--device cuda --steps 300 --size 32".split(),
+        180,
+    ),
+    Step(
+        "neural-ot-glyphs32-unet",
+        "packages/neural-ot/benchmarks/bench_neural_ot.py",
+        "--suite digits --size 32 --map-net unet --source-domain glyphs-b --seeds 1 --steps 2000 --device cuda".split(),
+        420,
+    ),
+    Step(
         "depth-sr-quality",
         "packages/depth-sr/benchmarks/bench_quality.py",
         (

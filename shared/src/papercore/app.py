@@ -138,6 +138,15 @@ def demo(common: CommonOptions) -> int:
     return 0
 
 
+def _geometry_commands() -> list[Command]:
+    """``papercore geometry metrics`` when the geometry extra's dependencies are installed."""
+    try:
+        from papercore.geometry.cli import COMMANDS
+    except ImportError:
+        return []
+    return COMMANDS
+
+
 app = CLI(
     "papercore",
     "Shared foundation of the paper packages: environment info, model zoo, self-demo.",
@@ -151,6 +160,7 @@ app = CLI(
             options=ZooTrainOptions,
         ),
         Command("zoo list", zoo_list, "list zoo recipes and whether they are cached"),
+        *_geometry_commands(),
     ],
     version=__version__,
 )

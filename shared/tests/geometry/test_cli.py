@@ -57,3 +57,12 @@ def test_metrics_command_bad_input(tmp_path, capsys):
     assert main(["metrics", str(a), str(b), "--points", "64"]) == 2
     assert "NaN" in capsys.readouterr().err
     assert main(["metrics"]) == 2  # a usage error: one line, exit 2
+
+
+def test_papercore_program_has_the_geometry_group(tmp_path, capsys):
+    from papercore.app import main as papercore_main
+
+    a = _folder(tmp_path / "a", sample_shapes("lamp", 3, 64, seed=0))
+    b = _folder(tmp_path / "b", sample_shapes("lamp", 3, 64, seed=1))
+    assert papercore_main(["geometry", "metrics", str(a), str(b), "--points", "64", "--metrics", "jsd"]) == 0
+    assert "| jsd |" in capsys.readouterr().out
