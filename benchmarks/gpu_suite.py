@@ -93,6 +93,24 @@ STEPS = [
     ),
     # the new packages' quality runs: long, so last (each may need a suite call of its own)
     Step(
+        "laplatgan-emd-knn",
+        "packages/laplatgan/benchmarks/bench_metrics.py",
+        "--device cuda --points 2048 --pairs 200 --mmd-size 0 --knn-batch 64".split(),
+        420,
+    ),
+    Step(
+        "laplatgan-quality",
+        "packages/laplatgan/benchmarks/bench_quality.py",
+        "--device cuda --levels 512 1024 2048 --encoder 64 128 128 256 --seeds 3".split(),
+        600,
+    ),
+    Step(
+        "laplatgan-mmd-emd",
+        "packages/laplatgan/benchmarks/bench_metrics.py",
+        "--device cuda --points 2048 --pairs 8 --mmd-size 1000 --knn-batch 0".split(),
+        660,
+    ),
+    Step(
         "neural-ot-speed",
         "packages/neural-ot/benchmarks/bench_speed.py",
         "--device cuda --steps 300 --size 32".split(),
