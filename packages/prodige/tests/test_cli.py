@@ -23,6 +23,9 @@ def test_fit_file_then_eval_and_exports(tmp_path, capsys):
     assert main(["eval", "--model", str(out)]) == 0
     ev = json.loads((out / "eval.json").read_text())
     assert abs(ev["rel_mse"] - res["rel_mse"]) < 1e-12
+    assert (out / "eval.png").stat().st_size > 0
+    (out / "eval.png").unlink()
+    assert main(["eval", "--model", str(out), "--no-plot"]) == 0 and not (out / "eval.png").exists()
     assert main(["fit", "--data", str(tmp_path / "x.npy"), "--out", str(out), *FAST]) == 2  # exists
 
 

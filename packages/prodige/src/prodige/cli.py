@@ -88,6 +88,7 @@ def fit_cmd(cfg: ProdigeConfig, train: ProdigeTrainConfig, opts: FitOptions, com
 @dataclass
 class EvalOptions:
     model: Path = field(default=Path("prodige-run"), metadata={"help": "folder written by `prodige fit`"})
+    plot: bool = field(default=True, metadata={"help": "write eval.png (graph against target distances)"})
 
 
 def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
@@ -105,13 +106,23 @@ def eval_cmd(opts: EvalOptions, common: CommonOptions) -> int:
         raise UserError(
             f"the data now has {len(D)} points but the graph {graph.n_data}: was the file changed?"
         )
-    m = score(pairwise_distances(graph) * t["scale"], D)
+    pred = pairwise_distances(graph) * t["scale"]
+    m = score(pred, D)
     m.update(kept_edges=graph.n_kept(), parameters=graph.num_parameters(),
              params_per_vertex=graph.params_per_vertex(), bits_per_vertex=graph.bits_per_vertex())  # fmt: skip
     print("| metric | value |\n|---|---|")
     for k, v in m.items():
         print(f"| {k} | {v:.4g} |")
     write_json(opts.model / "eval.json", m)
+    if opts.plot:
+        import numpy as np
+
+        from papercore.plot import samples_2d
+
+        iu = np.triu_indices(len(D), 1)
+        pairs = np.stack([np.asarray(D)[iu], np.asarray(pred)[iu]], 1)
+        samples_2d(opts.model / "eval.png", pairs, pairs[:, [0, 0]], labels=["pairs", "exact"],
+                   title="graph distance (y) against target distance (x)")  # fmt: skip
     return 0
 
 
