@@ -3,7 +3,6 @@ the device every collective runs on."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import aqlm.distributed as D
+from papercore.testing import free_port
 
 
 class Recorded(Exception):
@@ -58,12 +58,6 @@ def test_comm_device_follows_the_backend(monkeypatch):
     assert D.comm_device() == torch.device("cuda", 1)
     monkeypatch.setattr(torch.distributed, "get_backend", lambda group=None: "gloo")
     assert D.comm_device() == torch.device("cpu")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
